@@ -1,0 +1,183 @@
+"""Settings shared by every environment. Every value can be set from the environment.
+
+Local defaults are safe and need nothing installed: SQLite in ``var/``, the local provider
+for email, and a Redis URL that the run and test commands fill in with a Redis they start.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from .env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+# The public address of this service, used in every link that goes out by email.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", SITE_URL)
+
+# The publisher, as readers see it in pages and emails.
+PUBLICATION_NAME = env_str("PUBLICATION_NAME", "The Riverside Courier")
+PUBLICATION_URL = env_str("PUBLICATION_URL", "https://example.com").rstrip("/")
+PUBLICATION_LOGO_URL = env_str("PUBLICATION_LOGO_URL", "")
+PUBLICATION_POSTAL_ADDRESS = env_str("PUBLICATION_POSTAL_ADDRESS", "1 Market Square, Riverside")
+PUBLICATION_TIME_ZONE = env_str("PUBLICATION_TIME_ZONE", "Europe/London")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "subscribers",
+    "mailer",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "subscribers.context_processors.publication",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'newsletter.sqlite3'}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the web server, worker and beat share one SQLite file.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "newsletter"),
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Email: django-anymail; the provider is configuration -----------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "anymail.backends.mailgun.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{PUBLICATION_NAME} <newsletter@example.com>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Address for mailto: List-Unsubscribe; empty leaves the https URL alone.
+LIST_UNSUBSCRIBE_MAILTO = env_str("LIST_UNSUBSCRIBE_MAILTO", "")
+LIST_ID = env_str("LIST_ID", "newsletter.example.com")
+LOCAL_PROVIDER_URL = env_str("LOCAL_PROVIDER_URL", "http://127.0.0.1:8025")
+ANYMAIL = {
+    "MAILGUN_API_KEY": env_str("MAILGUN_API_KEY", "local-provider-key"),
+    "MAILGUN_SENDER_DOMAIN": env_str("MAILGUN_SENDER_DOMAIN", "example.com"),
+    "MAILGUN_API_URL": env_str("MAILGUN_API_URL", f"{LOCAL_PROVIDER_URL}/v3"),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("MAILGUN_WEBHOOK_SIGNING_KEY", "local-webhook-signing-key"),
+    # Basic auth in front of the tracking webhook: "user:password".
+    "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET", "local:webhook-secret"),
+    "REQUESTS_TIMEOUT": (5, 30),
+}
+# Recipients per provider call (Mailgun allows 1,000).
+PROVIDER_BATCH_SIZE = env_int("PROVIDER_BATCH_SIZE", 1000)
+# Messages per second for all workers together; 0 means no limit.
+PROVIDER_RATE_LIMIT = env_int("PROVIDER_RATE_LIMIT", 0)
+
+# --- Subscribers -----------------------------------------------------------------------------
+CONFIRMATION_MAX_AGE = env_int("CONFIRMATION_MAX_AGE", 7 * 24 * 3600)  # seconds
+# At most one confirmation email per address within this window (anti inbox-bombing).
+CONFIRMATION_RESEND_WINDOW = env_int("CONFIRMATION_RESEND_WINDOW", 3600)
+SIGNUP_RATE_LIMIT_PER_IP = env_int("SIGNUP_RATE_LIMIT_PER_IP", 20)  # per window below
+SIGNUP_RATE_LIMIT_WINDOW = env_int("SIGNUP_RATE_LIMIT_WINDOW", 3600)
+SIGNUP_CORS_ORIGINS = env_list("SIGNUP_CORS_ORIGINS", PUBLICATION_URL)
+SOFT_BOUNCE_LIMIT = env_int("SOFT_BOUNCE_LIMIT", 3)
+# Number of proxies in front of the service whose X-Forwarded-For we trust (0: use REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# --- Mailer ----------------------------------------------------------------------------------
+# The site's feed, polled by beat; more feeds can be added in the admin.
+FEED_URL = env_str("FEED_URL", "")
+FEED_POLL_MINUTES = env_int("FEED_POLL_MINUTES", 10)
+FEED_MAX_BYTES = env_int("FEED_MAX_BYTES", 5 * 1024 * 1024)
+
+# --- Celery ----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
+# A task that is not acked within this many seconds is redelivered to another worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900)}
+CELERY_TIMEZONE = "UTC"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

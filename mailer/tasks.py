@@ -1,0 +1,1 @@
+"""Celery tasks of the mailer: thin, they load ids and call services."""

@@ -1,0 +1,147 @@
+"""Subscribers, the topics they follow, and the record of what they agreed to."""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class Frequency(models.TextChoices):
+    INSTANT = "instant", "As soon as an article is published"
+    DAILY = "daily", "Daily digest"
+    WEEKLY = "weekly", "Weekly digest"
+
+
+class Topic(models.Model):
+    """One of the site's sections a reader can follow (Politics, Sport, ...)."""
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    # Feed categories (WordPress categories/tags) that put an article in this topic, one per line.
+    categories = models.TextField(blank=True, help_text="Feed categories for this topic, one per line.")
+    position = models.PositiveIntegerField(default=0)
+    is_public = models.BooleanField(default=True, help_text="Offered on the sign-up form.")
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def category_names(self) -> set[str]:
+        return {line.strip().lower() for line in self.categories.splitlines() if line.strip()}
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending confirmation"
+        ACTIVE = "active", "Active"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+
+    # Public identifier used in signed links; the numeric id never leaves the service.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.EmailField(max_length=254, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    frequency = models.CharField(max_length=16, choices=Frequency.choices, default=Frequency.DAILY)
+    topics = models.ManyToManyField(Topic, blank=True, related_name="subscribers")
+    # Sorted topic ids joined by commas ("" = every topic): the rendering segment, kept in step
+    # with ``topics`` by ``set_topics`` so a send can group recipients without a join.
+    segment_key = models.CharField(max_length=255, blank=True, default="")
+    language = models.CharField(max_length=8, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    soft_bounces = models.PositiveIntegerField(default=0)
+    suppressed_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [
+            # The send query: active subscribers of one frequency, walked by id (keyset).
+            models.Index(fields=["status", "frequency", "id"], name="subscriber_send_idx"),
+            models.Index(fields=["created_at"], name="subscriber_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def set_topics(self, topics) -> None:
+        """Replace the topics and keep ``segment_key`` in step (saves both)."""
+        topics = list(topics)
+        self.topics.set(topics)
+        self.segment_key = ",".join(str(pk) for pk in sorted(t.pk for t in topics))
+        Subscriber.objects.filter(pk=self.pk).update(segment_key=self.segment_key)
+
+    def confirm(self, *, at=None) -> bool:
+        """pending -> active. Returns False if the subscriber was not pending (nothing changes)."""
+        at = at or timezone.now()
+        changed = Subscriber.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            status=self.Status.ACTIVE, confirmed_at=at
+        )
+        if changed:
+            self.status, self.confirmed_at = self.Status.ACTIVE, at
+        return bool(changed)
+
+    def unsubscribe(self, *, at=None) -> bool:
+        """pending/active -> unsubscribed. Returns False when already out (nothing changes)."""
+        at = at or timezone.now()
+        changed = Subscriber.objects.filter(
+            pk=self.pk, status__in=[self.Status.PENDING, self.Status.ACTIVE]
+        ).update(status=self.Status.UNSUBSCRIBED, unsubscribed_at=at)
+        if changed:
+            self.status, self.unsubscribed_at = self.Status.UNSUBSCRIBED, at
+        return bool(changed)
+
+    def suppress(self, *, status: str, reason: str) -> bool:
+        """Mark bounced or complained (provider feedback). Returns False if already suppressed."""
+        assert status in (self.Status.BOUNCED, self.Status.COMPLAINED)
+        changed = (
+            Subscriber.objects.filter(pk=self.pk)
+            .exclude(status__in=[self.Status.BOUNCED, self.Status.COMPLAINED])
+            .update(status=status, suppressed_reason=reason[:300])
+        )
+        if changed:
+            self.status, self.suppressed_reason = status, reason[:300]
+        return bool(changed)
+
+
+class ConsentRecord(models.Model):
+    """What a subscriber agreed to (or withdrew), when, and from where. Append-only."""
+
+    class Action(models.TextChoices):
+        SUBSCRIBE = "subscribe", "Signed up"
+        CONFIRM = "confirm", "Confirmed"
+        CHANGE = "change", "Changed preferences"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+
+    class Source(models.TextChoices):
+        FORM = "form", "Sign-up form"
+        API = "api", "JSON API"
+        IMPORT = "import", "Import"
+        ADMIN = "admin", "Admin"
+        EMAIL = "email", "Email link"
+        PROVIDER = "provider", "Provider feedback"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    wording = models.TextField(blank=True, help_text="The text the reader agreed to.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_action_display()} via {self.get_source_display()} at {self.created_at:%Y-%m-%d %H:%M}"
+        )

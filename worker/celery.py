@@ -1,0 +1,22 @@
+"""The Celery application: broker, beat schedule and routing. Tasks live in each app's tasks.py."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("newsletter")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["subscribers", "mailer"])
+
+# Schedules live in the database; beat only ticks. A tick claims what is due under a row lock,
+# so two beats (or a restart) never start one edition twice and never lose one.
+app.conf.beat_schedule = {
+    "claim-due-digests": {"task": "mailer.tasks.tick", "schedule": 60.0},
+    "poll-feeds": {"task": "mailer.tasks.poll_feeds", "schedule": 60.0},
+}
+app.conf.task_routes = {
+    "subscribers.tasks.*": {"queue": "celery"},
+    "mailer.tasks.*": {"queue": "celery"},
+}
