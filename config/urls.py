@@ -1,12 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config.health import healthz
+
 admin.site.site_header = "Newsletter"
 admin.site.site_title = "Newsletter"
 admin.site.index_title = "Editors' desk"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
     path("", include("subscribers.urls")),
     path("", include("mailer.urls")),
 ]

@@ -6,6 +6,9 @@ from .base import *  # noqa: F403
 from .base import DATABASES, VAR_DIR
 
 DEBUG = False
+# WhiteNoise serves from STATIC_ROOT in production; tests use the finders instead.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
