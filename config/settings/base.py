@@ -143,6 +143,8 @@ PROVIDER_RATE_LIMIT = env_int("PROVIDER_RATE_LIMIT", 0)
 
 # --- Subscribers -----------------------------------------------------------------------------
 CONFIRMATION_MAX_AGE = env_int("CONFIRMATION_MAX_AGE", 7 * 24 * 3600)  # seconds
+# Lifetime of the preferences and unsubscribe links that travel in every email (seconds).
+SUBSCRIBER_LINK_MAX_AGE = env_int("SUBSCRIBER_LINK_MAX_AGE", 365 * 24 * 3600)
 # At most one confirmation email per address within this window (anti inbox-bombing).
 CONFIRMATION_RESEND_WINDOW = env_int("CONFIRMATION_RESEND_WINDOW", 3600)
 SIGNUP_RATE_LIMIT_PER_IP = env_int("SIGNUP_RATE_LIMIT_PER_IP", 20)  # per window below
