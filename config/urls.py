@@ -10,6 +10,7 @@ admin.site.index_title = "Editors' desk"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("anymail/", include("anymail.urls")),
     path("", include("subscribers.urls")),
     path("", include("mailer.urls")),
 ]

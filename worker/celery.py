@@ -13,8 +13,8 @@ app.autodiscover_tasks(["subscribers", "mailer"])
 # Schedules live in the database; beat only ticks. A tick claims what is due under a row lock,
 # so two beats (or a restart) never start one edition twice and never lose one.
 app.conf.beat_schedule = {
-    "claim-due-digests": {"task": "mailer.tasks.tick", "schedule": 60.0},
-    "poll-feeds": {"task": "mailer.tasks.poll_feeds", "schedule": 60.0},
+    "claim-due-digests": {"task": "mailer.tasks.digests.tick", "schedule": 60.0},
+    "poll-feeds": {"task": "mailer.tasks.feeds.poll_feeds", "schedule": 60.0},
 }
 app.conf.task_routes = {
     "subscribers.tasks.*": {"queue": "celery"},

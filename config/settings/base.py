@@ -138,6 +138,10 @@ ANYMAIL = {
 }
 # Recipients per provider call (Mailgun allows 1,000).
 PROVIDER_BATCH_SIZE = env_int("PROVIDER_BATCH_SIZE", 1000)
+# How a per-recipient merge field is written in a body for the provider's batch sending
+# (Mailgun: %recipient.name%; SendGrid: -name-; Postmark/Brevo: {{name}}). Rendering writes
+# placeholders with it; the batch call fills them from each recipient's merge_data.
+PROVIDER_MERGE_FIELD = env_str("PROVIDER_MERGE_FIELD", "%recipient.{}%")
 # Messages per second for all workers together; 0 means no limit.
 PROVIDER_RATE_LIMIT = env_int("PROVIDER_RATE_LIMIT", 0)
 

@@ -1,1 +1,0 @@
-"""Celery tasks of the mailer: thin, they load ids and call services."""
