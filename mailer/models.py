@@ -180,6 +180,9 @@ class Batch(models.Model):
         SUBMITTING = "submitting", "Submitting"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        # Found in "submitting" after a crash with a provider that ignores idempotency keys:
+        # not resent blindly; its deliveries are settled from the provider's events.
+        UNCERTAIN = "uncertain", "Uncertain (reconciling)"
 
     digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="batches")
     number = models.PositiveIntegerField()
@@ -189,6 +192,9 @@ class Batch(models.Model):
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     attempts = models.PositiveIntegerField(default=0)
     recipient_count = models.PositiveIntegerField(default=0)
+    # Fan-out fills a segment's open batch across pages; a sealed batch is full (or the
+    # fan-out is over) and may be sent.
+    sealed = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
