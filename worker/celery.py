@@ -20,3 +20,8 @@ app.conf.task_routes = {
     "subscribers.tasks.*": {"queue": "celery"},
     "mailer.tasks.*": {"queue": "celery"},
 }
+
+# Every worker writes a heartbeat to Redis that /healthz and the editors' dashboard read.
+from config.heartbeat import WorkerHeartbeat  # noqa: E402
+
+app.steps["worker"].add(WorkerHeartbeat)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.logging import logging_config
+
 from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -144,6 +146,24 @@ PROVIDER_BATCH_SIZE = env_int("PROVIDER_BATCH_SIZE", 1000)
 PROVIDER_MERGE_FIELD = env_str("PROVIDER_MERGE_FIELD", "%recipient.{}%")
 # Messages per second for all workers together; 0 means no limit.
 PROVIDER_RATE_LIMIT = env_int("PROVIDER_RATE_LIMIT", 0)
+# Whether the provider accepts a repeated call with one X-Idempotency-Key only once (the local
+# provider does; Mailgun does not). It decides how a batch found mid-submission after a crash is
+# settled: replayed with its key, or held as uncertain and reconciled (docs/delivery.md).
+PROVIDER_HONOURS_IDEMPOTENCY_KEY = env_bool(
+    "PROVIDER_HONOURS_IDEMPOTENCY_KEY", ANYMAIL["MAILGUN_API_URL"].startswith(LOCAL_PROVIDER_URL)
+)
+# Transient provider errors: retries per batch, first delay (ms) doubling up to a cap (s), jittered.
+DELIVERY_MAX_RETRIES = env_int("DELIVERY_MAX_RETRIES", 8)
+DELIVERY_RETRY_BACKOFF_MS = env_int("DELIVERY_RETRY_BACKOFF_MS", 2000)
+DELIVERY_RETRY_BACKOFF_MAX = env_int("DELIVERY_RETRY_BACKOFF_MAX", 300)
+# A batch "submitting" for longer than this (s) belongs to a dead worker and may be taken over.
+DELIVERY_BATCH_LEASE = env_int("DELIVERY_BATCH_LEASE", 120)
+# This many transient failures in a row pause the edition; it probes and resumes by itself.
+PROVIDER_OUTAGE_THRESHOLD = env_int("PROVIDER_OUTAGE_THRESHOLD", 5)
+PROVIDER_OUTAGE_PROBE_SECONDS = env_int("PROVIDER_OUTAGE_PROBE_SECONDS", 60)
+# How long an uncertain batch waits for the provider's events before its silent recipients
+# are marked failed ("uncertain") for an editor to retry.
+DELIVERY_RECONCILE_SECONDS = env_int("DELIVERY_RECONCILE_SECONDS", 6 * 3600)
 
 # --- Subscribers -----------------------------------------------------------------------------
 CONFIRMATION_MAX_AGE = env_int("CONFIRMATION_MAX_AGE", 7 * 24 * 3600)  # seconds
@@ -177,13 +197,8 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900)}
 CELERY_TIMEZONE = "UTC"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# Structured log lines (key=value, or JSON with LOG_FORMAT=json) carrying the edition and batch
+# ids that config.logging.log_context sets. The worker keeps this configuration instead of
+# installing Celery's own handlers, so its lines look the same as the web's.
+LOGGING = logging_config(level=env_str("LOG_LEVEL", "INFO"), fmt=env_str("LOG_FORMAT", "kv"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
