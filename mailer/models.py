@@ -4,6 +4,7 @@ ledger: one ``Delivery`` row per digest and subscriber, grouped into provider ``
 import hashlib
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -64,6 +65,10 @@ class Article(models.Model):
         return self.title
 
 
+def publication_time_zone() -> str:
+    return settings.PUBLICATION_TIME_ZONE
+
+
 class Schedule(models.Model):
     """A recurring edition: daily at a time, or weekly on a day and time, in a time zone."""
 
@@ -84,7 +89,9 @@ class Schedule(models.Model):
     )
     weekday = models.IntegerField(choices=Weekday.choices, null=True, blank=True)
     send_time = models.TimeField(help_text="Local time in the schedule's time zone.")
-    time_zone = models.CharField(max_length=64, default="Europe/London")
+    time_zone = models.CharField(
+        max_length=64, default=publication_time_zone, help_text="An IANA zone, e.g. Europe/London."
+    )
     subject_template = models.CharField(
         max_length=200,
         default="{publication}: {date}",
@@ -136,6 +143,44 @@ class Digest(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+    def move(self, to: str, *, sources=None, **fields) -> bool:
+        """Change the status to ``to`` if it is still one of ``sources`` (default: every status
+        the life cycle lets reach ``to``), writing ``fields`` in the same guarded UPDATE.
+
+        Returns False, changing nothing, when the edition is in none of them (another process
+        moved it first). Raises ValueError for a move the life cycle does not allow.
+        """
+        allowed = {source for source, targets in DIGEST_TRANSITIONS.items() if to in targets}
+        sources = set(sources) if sources is not None else allowed
+        if not sources or not sources <= allowed:
+            raise ValueError(f"an edition cannot move from {sorted(sources)} to {to!r}")
+        changed = Digest.objects.filter(pk=self.pk, status__in=sources).update(status=to, **fields)
+        if changed:
+            self.status = to
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+    def can_move(self, to: str) -> bool:
+        return to in DIGEST_TRANSITIONS.get(self.status, ())
+
+
+# An edition's life cycle: every status change goes through ``Digest.move`` and this table.
+_S = Digest.Status
+DIGEST_TRANSITIONS: dict[str, frozenset[str]] = {
+    _S.DRAFT: frozenset({_S.SCHEDULED, _S.SENDING, _S.CANCELLED, _S.SKIPPED}),
+    _S.SCHEDULED: frozenset({_S.DRAFT, _S.SENDING, _S.CANCELLED, _S.SKIPPED}),
+    _S.SENDING: frozenset({_S.PAUSED, _S.SENT, _S.FAILED}),
+    _S.PAUSED: frozenset({_S.SENDING, _S.CANCELLED, _S.FAILED}),
+    # "Retry failed" sends a finished edition again, to its failed recipients only.
+    _S.SENT: frozenset({_S.SENDING}),
+    _S.FAILED: frozenset({_S.SENDING}),
+    # An edition that never started can be reopened as a draft and edited.
+    _S.CANCELLED: frozenset({_S.DRAFT}),
+    _S.SKIPPED: frozenset({_S.DRAFT}),
+}
+del _S
 
 
 class DigestArticle(models.Model):
