@@ -1,0 +1,415 @@
+"""The local provider's SQLite store.
+
+Each accepted call is stored once (subject, bodies, headers, recipient variables as JSON) with
+one small row per recipient; a message is personalised when it is read. So a million
+recipients of a 60 KB digest cost a thousand bodies and a million ~60-byte rows, not 60 GB.
+"""
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parseaddr
+
+from .mailgun import Submission, by_address, header_value, personalise
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    sender TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    text TEXT NOT NULL,
+    html TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    variables TEXT NOT NULL,
+    recipient_variables TEXT,
+    tags TEXT NOT NULL,
+    options TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    first_message_id INTEGER NOT NULL,
+    message_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    call_id INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    display TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    dedupe INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, dedupe);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS marks (address TEXT PRIMARY KEY, event TEXT NOT NULL);
+"""
+
+CALL_COUNTERS = ("calls", "accepted_calls", "rejected_calls", "idempotent_replays", "messages")
+
+
+def dedupe_key(recipient: str, identity: str) -> int:
+    """A stable 63-bit hash of what makes two messages "the same email" for one recipient."""
+    digest = hashlib.blake2b(f"{recipient}\0{identity}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    call_id: int
+    message_id: str
+    replayed: bool = False
+
+
+@dataclass
+class Call:
+    """A stored call with its JSON parsed, ready to personalise recipients from."""
+
+    id: int
+    message_id: str
+    domain: str
+    created_at: float
+    sender: str
+    subject: str
+    text: str
+    html: str
+    headers: dict
+    variables: dict
+    recipient_variables: dict | None
+    tags: list
+    options: dict
+    first_message_id: int
+    message_count: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Call":
+        return cls(
+            id=row["id"],
+            message_id=row["message_id"],
+            domain=row["domain"],
+            created_at=row["created_at"],
+            sender=row["sender"],
+            subject=row["subject"],
+            text=row["text"],
+            html=row["html"],
+            headers=json.loads(row["headers"]),
+            variables=json.loads(row["variables"]),
+            recipient_variables=by_address(
+                json.loads(row["recipient_variables"]) if row["recipient_variables"] is not None else None
+            ),
+            tags=json.loads(row["tags"]),
+            options=json.loads(row["options"]),
+            first_message_id=row["first_message_id"],
+            message_count=row["message_count"],
+        )
+
+    @property
+    def batch(self) -> bool:
+        return self.recipient_variables is not None
+
+    def expand(self, row: sqlite3.Row, siblings: list[str] | None = None) -> dict:
+        """The message one recipient received: placeholders filled in batch mode."""
+        address = parseaddr(row["display"])[1] or row["recipient"]
+        values = (self.recipient_variables or {}).get(row["recipient"], {}) if self.batch else None
+
+        def fill(template: str) -> str:
+            return personalise(template, address, values) if values is not None else template
+
+        subject = fill(self.subject)
+        headers = {
+            "From": self.sender,
+            "To": row["display"] if self.batch or not siblings else ", ".join(siblings),
+        }
+        headers["Subject"] = subject
+        headers["Message-Id"] = self.message_id
+        headers.update({name: fill(value) for name, value in self.headers.items()})
+        return {
+            "id": row["id"],
+            "message_id": self.message_id,
+            "batch_id": self.id,
+            "recipient": address,
+            "to": row["display"],
+            "kind": row["kind"],
+            "from": self.sender,
+            "subject": subject,
+            "headers": headers,
+            "html": fill(self.html),
+            "text": fill(self.text),
+            "created_at": iso(self.created_at),
+            "timestamp": self.created_at,
+            "metadata": {key: fill(value) for key, value in self.variables.items()},
+            "tags": list(self.tags),
+            "options": dict(self.options),
+            "domain": self.domain,
+        }
+
+
+class Store:
+    """Thread-safe access to one SQLite file (WAL: readers never wait for the writer)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        # Calls never change once stored (reset clears this), so parsed bodies are shared.
+        self._calls: OrderedDict[int, Call] = OrderedDict()
+        self._calls_lock = threading.Lock()
+        with self._write_lock:
+            self._connection().executescript(SCHEMA)
+
+    # --- connections -----------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        con = self._connection()
+        with self._write_lock:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @staticmethod
+    def _bump(con: sqlite3.Connection, counts: dict[str, int]) -> None:
+        con.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            counts.items(),
+        )
+
+    # --- writing ---------------------------------------------------------------------------
+    def accept(self, submission: Submission, message_id: str, *, answered: int = 200) -> Accepted:
+        """Record a call and its recipients in one transaction.
+
+        A call whose idempotency key was already accepted records nothing and returns the
+        original call (``replayed=True``); the key check and the insert share the transaction,
+        so two concurrent calls with one key record once.
+        """
+        now = time.time()
+        key = submission.idempotency_key
+        with self._write() as con:
+            if key:
+                row = con.execute(
+                    "SELECT id, message_id FROM calls WHERE idempotency_key = ?", (key,)
+                ).fetchone()
+                if row:
+                    self._bump(con, {"calls": 1, "idempotent_replays": 1, "status:200": 1})
+                    return Accepted(row["id"], row["message_id"], replayed=True)
+            last = con.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+            rv_json = (
+                json.dumps(submission.recipient_variables)
+                if submission.recipient_variables is not None
+                else None
+            )
+            cur = con.execute(
+                "INSERT INTO calls (message_id, domain, created_at, sender, subject, text, html, headers,"
+                " variables, recipient_variables, tags, options, idempotency_key, first_message_id,"
+                " message_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    submission.domain,
+                    now,
+                    submission.sender,
+                    submission.subject,
+                    submission.text,
+                    submission.html,
+                    json.dumps(submission.headers),
+                    json.dumps(submission.variables),
+                    rv_json,
+                    json.dumps(submission.tags),
+                    json.dumps(submission.options),
+                    key,
+                    last + 1,
+                    len(submission.recipients),
+                ),
+            )
+            call_id = cur.lastrowid
+            con.executemany(
+                "INSERT INTO messages (id, call_id, recipient, display, kind, dedupe) VALUES (?, ?, ?, ?, ?, ?)",
+                self._recipient_rows(submission, call_id, last + 1),
+            )
+            self._bump(
+                con,
+                {
+                    "calls": 1,
+                    "accepted_calls": 1,
+                    "messages": len(submission.recipients),
+                    f"status:{answered}": 1,
+                },
+            )
+        return Accepted(call_id, message_id)
+
+    @staticmethod
+    def _recipient_rows(submission: Submission, call_id: int, first_id: int) -> Iterator[tuple]:
+        # Two messages are "the same email" for a recipient when they carry the same
+        # X-Digest-Id header, or, without one, the same subject (both after personalisation).
+        identity = header_value(submission.headers, "X-Digest-Id")
+        template = identity if identity is not None else submission.subject
+        rv = by_address(submission.recipient_variables)
+        for offset, recipient in enumerate(submission.recipients):
+            lowered = recipient.address.lower()
+            values = rv.get(lowered, {}) if rv is not None and recipient.kind == "to" else None
+            filled = personalise(template, recipient.address, values) if values is not None else template
+            yield (
+                first_id + offset,
+                call_id,
+                lowered,
+                recipient.display,
+                recipient.kind,
+                dedupe_key(lowered, filled),
+            )
+
+    def count_rejected(self, status: int) -> None:
+        with self._write() as con:
+            self._bump(con, {"calls": 1, "rejected_calls": 1, f"status:{status}": 1})
+
+    def set_mark(self, address: str, event: str | None) -> None:
+        with self._write() as con:
+            if event is None:
+                con.execute("DELETE FROM marks WHERE address = ?", (address.lower(),))
+            else:
+                con.execute(
+                    "INSERT INTO marks (address, event) VALUES (?, ?) "
+                    "ON CONFLICT (address) DO UPDATE SET event = excluded.event",
+                    (address.lower(), event),
+                )
+
+    def reset(self) -> None:
+        with self._write() as con:
+            for table in ("calls", "messages", "counters", "marks"):
+                con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        with self._calls_lock:
+            self._calls.clear()
+
+    # --- reading ---------------------------------------------------------------------------
+    def marks(self) -> dict[str, str]:
+        return dict(self._connection().execute("SELECT address, event FROM marks").fetchall())
+
+    def call(self, call_id: int) -> Call | None:
+        with self._calls_lock:
+            if call_id in self._calls:
+                self._calls.move_to_end(call_id)
+                return self._calls[call_id]
+        row = self._connection().execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
+        if row is None:
+            return None
+        call = Call.from_row(row)
+        with self._calls_lock:
+            self._calls[call_id] = call
+            while len(self._calls) > 32:
+                self._calls.popitem(last=False)
+        return call
+
+    def call_messages(self, call: Call) -> list[sqlite3.Row]:
+        return (
+            self._connection()
+            .execute(
+                "SELECT id, call_id, recipient, display, kind FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
+                (call.first_message_id, call.first_message_id + call.message_count - 1),
+            )
+            .fetchall()
+        )
+
+    def expand_rows(self, rows: list[sqlite3.Row]) -> list[dict]:
+        out = []
+        for row in rows:
+            call = self.call(row["call_id"])
+            if call is None:
+                continue
+            siblings = None
+            if not call.batch and call.message_count > 1:
+                siblings = [r["display"] for r in self.call_messages(call) if r["kind"] == "to"]
+            out.append(call.expand(row, siblings))
+        return out
+
+    def message(self, message_id: int) -> dict | None:
+        row = (
+            self._connection()
+            .execute("SELECT id, call_id, recipient, display, kind FROM messages WHERE id = ?", (message_id,))
+            .fetchone()
+        )
+        return self.expand_rows([row])[0] if row else None
+
+    def messages(self, *, to: str | None = None, subject: str | None = None, limit: int = 100) -> list[dict]:
+        """The latest messages, newest first, personalised; ``to`` matches the address exactly
+        (case-insensitively), ``subject`` is a case-insensitive substring of the subject seen."""
+        con = self._connection()
+        found: list[dict] = []
+        before = None
+        chunk = max(limit, 200)
+        while len(found) < limit:
+            clauses, params = [], []
+            if to:
+                clauses.append("m.recipient = ?")
+                params.append(to.strip().lower())
+            if before is not None:
+                clauses.append("m.id < ?")
+                params.append(before)
+            join = ""
+            if subject:
+                # Prefilter in SQL; personalised subjects are checked after expansion.
+                join = " JOIN calls c ON c.id = m.call_id"
+                clauses.append("(instr(lower(c.subject), ?) > 0 OR instr(c.subject, '%recipient') > 0)")
+                params.append(subject.lower())
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            rows = con.execute(
+                f"SELECT m.id, m.call_id, m.recipient, m.display, m.kind FROM messages m{join}{where}"  # noqa: S608
+                " ORDER BY m.id DESC LIMIT ?",
+                [*params, chunk],
+            ).fetchall()
+            if not rows:
+                break
+            before = rows[-1]["id"]
+            for message in self.expand_rows(rows):
+                if subject and subject.lower() not in message["subject"].lower():
+                    continue
+                found.append(message)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def counters(self) -> dict[str, int]:
+        rows = self._connection().execute("SELECT name, value FROM counters").fetchall()
+        values = dict.fromkeys(CALL_COUNTERS, 0)
+        by_status: dict[str, int] = {}
+        for name, value in rows:
+            if name.startswith("status:"):
+                by_status[name.removeprefix("status:")] = value
+            else:
+                values[name] = value
+        return {**values, "by_status": by_status}
+
+    def stats(self) -> dict:
+        """Counters plus the recipient figures: ``duplicates`` is messages minus distinct
+        (recipient, X-Digest-Id or else subject) pairs, i.e. extra copies of one email."""
+        con = self._connection()
+        stats = self.counters()
+        stats["unique_recipients"] = con.execute("SELECT COUNT(DISTINCT recipient) FROM messages").fetchone()[
+            0
+        ]
+        distinct = con.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM messages GROUP BY recipient, dedupe)"
+        ).fetchone()[0]
+        stats["duplicates"] = stats["messages"] - distinct
+        return stats
