@@ -7,4 +7,5 @@ def publication(request):
         "publication_name": settings.PUBLICATION_NAME,
         "publication_url": settings.PUBLICATION_URL,
         "publication_logo_url": settings.PUBLICATION_LOGO_URL,
+        "publication_postal_address": settings.PUBLICATION_POSTAL_ADDRESS,
     }

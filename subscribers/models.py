@@ -1,6 +1,7 @@
 """Subscribers, the topics they follow, and the record of what they agreed to."""
 
 import uuid
+from datetime import timedelta
 
 from django.db import models
 from django.utils import timezone
@@ -58,6 +59,8 @@ class Subscriber(models.Model):
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
     soft_bounces = models.PositiveIntegerField(default=0)
     suppressed_reason = models.CharField(max_length=300, blank=True)
+    # Why the last confirmation or welcome email could not be sent (a permanent provider refusal).
+    last_email_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         indexes = [
@@ -98,6 +101,33 @@ class Subscriber(models.Model):
         ).update(status=self.Status.UNSUBSCRIBED, unsubscribed_at=at)
         if changed:
             self.status, self.unsubscribed_at = self.Status.UNSUBSCRIBED, at
+        return bool(changed)
+
+    def reopen(self, *, at=None) -> bool:
+        """unsubscribed -> pending: a former subscriber signed up again and must confirm again.
+        Returns False for any other status (nothing changes)."""
+        changed = Subscriber.objects.filter(pk=self.pk, status=self.Status.UNSUBSCRIBED).update(
+            status=self.Status.PENDING, confirmed_at=None, unsubscribed_at=None
+        )
+        if changed:
+            self.status, self.confirmed_at, self.unsubscribed_at = self.Status.PENDING, None, None
+        return bool(changed)
+
+    def claim_confirmation(self, *, window: int, at=None) -> bool:
+        """Take the right to send one confirmation email now: True for at most one caller per
+        ``window`` seconds, and only while pending (the guard is one conditional UPDATE, so two
+        workers or two sign-ups cannot both win)."""
+        at = at or timezone.now()
+        changed = (
+            Subscriber.objects.filter(pk=self.pk, status=self.Status.PENDING)
+            .filter(
+                models.Q(confirmation_sent_at__isnull=True)
+                | models.Q(confirmation_sent_at__lte=at - timedelta(seconds=window))
+            )
+            .update(confirmation_sent_at=at)
+        )
+        if changed:
+            self.confirmation_sent_at = at
         return bool(changed)
 
     def suppress(self, *, status: str, reason: str) -> bool:

@@ -1,0 +1,207 @@
+"""Use cases that change subscribers: sign up, confirm, change preferences, unsubscribe, export
+and erase. Views, the API, the admin, imports and tasks call these; none of them writes a
+Subscriber or ConsentRecord directly.
+
+Emails are never sent from here: sign-up and confirmation queue a Celery task after the
+transaction commits, so a request does the same small amount of work whatever the address.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from subscribers import signals
+from subscribers.addresses import normalise_email
+from subscribers.models import ConsentRecord, Frequency, Subscriber, Topic
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Where a change came from, for the consent record: the route, the client and the words
+    the reader saw."""
+
+    source: str
+    ip_address: str | None = None
+    user_agent: str = ""
+    wording: str = ""
+
+
+def _record(subscriber: Subscriber, action: str, consent: Consent, *, wording: str | None = None) -> None:
+    ConsentRecord.objects.create(
+        subscriber=subscriber,
+        action=action,
+        source=consent.source,
+        ip_address=consent.ip_address or None,
+        user_agent=(consent.user_agent or "")[:512],
+        wording=consent.wording if wording is None else wording,
+    )
+
+
+def _queue_confirmation(subscriber_id: int, *, force: bool = False) -> None:
+    from subscribers.tasks import send_confirmation  # tasks import services
+
+    transaction.on_commit(lambda: send_confirmation.delay(subscriber_id, force=force))
+
+
+def _apply_choices(subscriber: Subscriber, *, topics: list[Topic], frequency: str, name: str) -> None:
+    Subscriber.objects.filter(pk=subscriber.pk).update(frequency=frequency, name=name)
+    subscriber.frequency, subscriber.name = frequency, name
+    subscriber.set_topics(topics)
+
+
+def subscribe(
+    *,
+    email: str,
+    consent: Consent,
+    topics: Iterable[Topic] = (),
+    frequency: str = Frequency.DAILY,
+    name: str = "",
+) -> Subscriber:
+    """Sign ``email`` up (double opt-in) and queue ``send_confirmation`` for it.
+
+    By status of an existing address: pending -> the new choices replace the old; unsubscribed
+    -> back to pending with the new choices (must confirm again); active -> nothing changes
+    (a stranger must not be able to change someone's topics); bounced/complained -> nothing
+    changes and the task sends nothing. A consent record is written for every sign-up except
+    an already active one. The task is queued in every case and decides, so the caller cannot
+    tell the cases apart, and it sends at most one confirmation per address per
+    CONFIRMATION_RESEND_WINDOW. Raises ``InvalidAddress`` for an address we cannot store.
+    Calling it twice is harmless.
+    """
+    email = normalise_email(email)
+    topics = list(topics)
+    name = name.strip()
+    with transaction.atomic():
+        subscriber, created = Subscriber.objects.get_or_create(
+            email=email, defaults={"name": name, "frequency": frequency}
+        )
+        status = subscriber.status
+        if created or status == Subscriber.Status.PENDING or subscriber.reopen():
+            _apply_choices(subscriber, topics=topics, frequency=frequency, name=name)
+            _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
+        elif status in (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED):
+            # Kept as evidence of the request; the admin explains why it was not mailed.
+            _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
+        _queue_confirmation(subscriber.pk)
+    return subscriber
+
+
+def resend_confirmation(subscriber: Subscriber) -> bool:
+    """An editor's explicit resend: queue a confirmation for a pending subscriber even inside
+    the resend window. Returns False (nothing queued) when the subscriber is not pending."""
+    if subscriber.status != Subscriber.Status.PENDING:
+        return False
+    _queue_confirmation(subscriber.pk, force=True)
+    return True
+
+
+def confirm(subscriber: Subscriber, *, consent: Consent) -> bool:
+    """pending -> active, record the confirmation and queue the welcome email.
+
+    Returns False and changes nothing when the subscriber was not pending (confirming twice,
+    or a late click after unsubscribing, is harmless)."""
+    from subscribers.tasks import send_welcome
+
+    with transaction.atomic():
+        if not subscriber.confirm(at=timezone.now()):
+            return False
+        _record(
+            subscriber,
+            ConsentRecord.Action.CONFIRM,
+            consent,
+            wording=consent.wording or f"Confirmed by the link emailed to {subscriber.email}.",
+        )
+        transaction.on_commit(lambda: send_welcome.delay(subscriber.pk))
+    return True
+
+
+def describe_choices(subscriber: Subscriber) -> str:
+    topics = ", ".join(t.name for t in subscriber.topics.all()) or "all topics"
+    return f"Topics: {topics}. Frequency: {subscriber.get_frequency_display()}."
+
+
+def update_preferences(
+    subscriber: Subscriber,
+    *,
+    topics: Iterable[Topic],
+    frequency: str,
+    name: str,
+    consent: Consent,
+) -> None:
+    """Replace topics (keeping ``segment_key`` in step), frequency and name, and record the
+    change. The status is untouched: preferences never re-activate an unsubscribed reader."""
+    with transaction.atomic():
+        _apply_choices(subscriber, topics=list(topics), frequency=frequency, name=name.strip())
+        _record(subscriber, ConsentRecord.Action.CHANGE, consent, wording=describe_choices(subscriber))
+
+
+def unsubscribe(subscriber: Subscriber, *, consent: Consent, digest_id: int | None = None) -> bool:
+    """pending/active -> unsubscribed, at once: the status guard is what every send checks.
+
+    Records the withdrawal and then sends ``signals.unsubscribed`` (subscriber, digest_id, at).
+    Returns False and does nothing (no record, no signal) when already out."""
+    at = timezone.now()
+    with transaction.atomic():
+        if not subscriber.unsubscribe(at=at):
+            return False
+        _record(
+            subscriber,
+            ConsentRecord.Action.UNSUBSCRIBE,
+            consent,
+            wording=consent.wording or "Unsubscribed from every newsletter.",
+        )
+    signals.unsubscribed.send(sender=Subscriber, subscriber=subscriber, digest_id=digest_id, at=at)
+    return True
+
+
+def _delivery_history(subscriber: Subscriber) -> list[dict[str, Any]]:
+    # Through the reverse relation, so that subscribers does not import mailer.
+    related = getattr(subscriber, "delivery_set", None)
+    if related is None:
+        return []
+    skip = {"id", "subscriber", "batch"}
+    fields = [f.attname for f in related.model._meta.concrete_fields if f.name not in skip]
+    return list(related.order_by("id").values(*fields, "digest__subject"))
+
+
+def export_data(subscriber: Subscriber) -> dict[str, Any]:
+    """Everything stored about the subscriber, as JSON-ready data (dates stay datetimes; encode
+    with DjangoJSONEncoder): the subscription, topics, consent records and delivery history."""
+    return {
+        "subscriber": {
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "status": subscriber.status,
+            "frequency": subscriber.frequency,
+            "language": subscriber.language,
+            "created_at": subscriber.created_at,
+            "confirmed_at": subscriber.confirmed_at,
+            "unsubscribed_at": subscriber.unsubscribed_at,
+            "confirmation_sent_at": subscriber.confirmation_sent_at,
+            "suppressed_reason": subscriber.suppressed_reason,
+        },
+        "topics": [{"slug": t.slug, "name": t.name} for t in subscriber.topics.all()],
+        "consent_records": [
+            {
+                "action": c.action,
+                "source": c.source,
+                "at": c.created_at,
+                "ip_address": c.ip_address,
+                "user_agent": c.user_agent,
+                "wording": c.wording,
+            }
+            for c in subscriber.consents.all()
+        ],
+        "deliveries": _delivery_history(subscriber),
+    }
+
+
+def erase(subscriber: Subscriber) -> None:
+    """Delete the subscriber and their consent records (GDPR erasure). Delivery rows keep the
+    edition's figures with the subscriber set to NULL, so nothing left names them. Erasing an
+    already erased subscriber is a no-op."""
+    with transaction.atomic():
+        Subscriber.objects.filter(pk=subscriber.pk).delete()
