@@ -1,0 +1,146 @@
+"""Fan-out: an edition's recipients become the ledger (one Delivery row each) grouped into
+provider-sized batches, page by page, before anything is sent."""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from mailer import selectors
+from mailer.models import Batch, Delivery, Digest
+from mailer.sending import queue
+from mailer.sending.progress import finish_if_complete
+
+log = logging.getLogger(__name__)
+
+# Subscribers read per keyset page; each page is one transaction of a constant number of queries.
+PAGE_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class FanoutResult:
+    started: bool  # the edition is (now) sending
+    recipients: int  # deliveries written by this call
+    batches_queued: int
+
+
+def start_edition(digest_id: int) -> FanoutResult:
+    """Start sending an edition (draft or scheduled -> sending) and fan it out: every active
+    subscriber of its frequency gets one Delivery row, in batches of at most
+    settings.PROVIDER_BATCH_SIZE recipients of one segment, each queued for send_batch once full.
+
+    Safe to call again and concurrently: an edition already sending resumes its fan-out from
+    ``Digest.fanout_cursor`` (a killed fan-out loses nothing and writes nothing twice; two
+    fan-outs of one edition cannot both write a page) and re-queues its pending batches (a
+    batch queued twice is sent once). Paused, cancelled or finished editions are left alone.
+    """
+    now = timezone.now()
+    Digest.objects.filter(pk=digest_id, status__in=[Digest.Status.DRAFT, Digest.Status.SCHEDULED]).update(
+        status=Digest.Status.SENDING, started_at=now
+    )
+    Digest.objects.filter(pk=digest_id, started_at__isnull=True).update(started_at=now)
+    digest = Digest.objects.filter(pk=digest_id).first()
+    if digest is None or digest.status != Digest.Status.SENDING:
+        return FanoutResult(False, 0, 0)
+
+    written = queued = 0
+    while not digest.fanout_done:
+        page = _fan_out_page(digest)
+        if page is None:  # another fan-out of this edition moved the cursor: it carries on
+            return FanoutResult(True, written, queued)
+        written += page[0]
+        queued += page[1]
+        digest.refresh_from_db(fields=["fanout_cursor", "fanout_done", "status", "total_recipients"])
+        if digest.status != Digest.Status.SENDING:  # paused or cancelled during fan-out
+            return FanoutResult(True, written, queued)
+
+    # Batches sealed by an earlier run whose tasks may have died with their worker.
+    queued += requeue_pending_batches(digest_id)
+    finish_if_complete(digest_id)
+    return FanoutResult(True, written, queued)
+
+
+def requeue_pending_batches(digest_id: int) -> int:
+    """Queue send_batch for every sealed pending batch of an edition; the number queued."""
+    count, after = 0, 0
+    while ids := selectors.batch_ids(digest_id, statuses=[Batch.Status.PENDING], after_id=after):
+        queue.queue_batches(ids)
+        count += len(ids)
+        after = ids[-1]
+    return count
+
+
+def _fan_out_page(digest: Digest) -> tuple[int, int] | None:
+    """Write one page of the ledger in one transaction; (deliveries, batches sealed), or None
+    when the cursor is no longer where this call left it."""
+    size = max(1, settings.PROVIDER_BATCH_SIZE)
+    with transaction.atomic():
+        # The digest row lock makes the cursor a mutex: a second fan-out waits here and then
+        # sees the cursor moved.
+        locked = (
+            Digest.objects.select_for_update()
+            .filter(pk=digest.pk)
+            .values("fanout_cursor", "fanout_done", "status")
+            .first()
+        )
+        if (
+            locked is None
+            or locked["fanout_cursor"] != digest.fanout_cursor
+            or locked["fanout_done"]
+            or locked["status"] != Digest.Status.SENDING
+        ):
+            return None
+        rows = selectors.eligible_recipients(digest, after_id=digest.fanout_cursor, limit=PAGE_SIZE)
+        open_batches = {b.segment_key: b for b in Batch.objects.filter(digest=digest, sealed=False)}
+
+        if not rows:
+            for batch in open_batches.values():
+                batch.sealed = True
+            Batch.objects.bulk_update(open_batches.values(), ["sealed"])
+            total = Delivery.objects.filter(digest=digest).count()
+            Digest.objects.filter(pk=digest.pk).update(fanout_done=True, total_recipients=total)
+            sealed = [b.pk for b in open_batches.values()]
+            queue.queue_batches(sealed)
+            return 0, len(sealed)
+
+        by_segment: dict[str, list[int]] = defaultdict(list)
+        for subscriber_id, segment_key in rows:
+            by_segment[segment_key].append(subscriber_id)
+
+        number = Batch.objects.filter(digest=digest).aggregate(n=Max("number"))["n"] or 0
+        # (batch, subscriber ids) pairs; new batches get their ids from one bulk insert.
+        plan: list[tuple[Batch, list[int]]] = []
+        for segment_key, ids in by_segment.items():
+            batch = open_batches.get(segment_key)
+            while ids:
+                if batch is None or batch.recipient_count >= size:
+                    number += 1
+                    batch = Batch(digest=digest, number=number, segment_key=segment_key)
+                take = size - batch.recipient_count
+                chunk, ids = ids[:take], ids[take:]
+                batch.recipient_count += len(chunk)
+                batch.sealed = batch.recipient_count >= size
+                plan.append((batch, chunk))
+
+        touched = list({id(b): b for b, _ in plan}.values())
+        Batch.objects.bulk_update([b for b in touched if b.pk is not None], ["recipient_count", "sealed"])
+        Batch.objects.bulk_create([b for b in touched if b.pk is None])
+        Delivery.objects.bulk_create(
+            [
+                Delivery(digest=digest, subscriber_id=subscriber_id, batch=batch)
+                for batch, chunk in plan
+                for subscriber_id in chunk
+            ],
+            ignore_conflicts=True,
+        )
+        Digest.objects.filter(pk=digest.pk).update(
+            fanout_cursor=rows[-1][0], total_recipients=digest.total_recipients + len(rows)
+        )
+        sealed = list({b.pk for b, _ in plan if b.sealed})
+        queue.queue_batches(sealed)
+    log.info("fan-out page written", extra={"digest_id": digest.pk, "recipients": len(rows)})
+    return len(rows), len(sealed)
