@@ -49,6 +49,8 @@ class Submission:
     recipient_variables: dict[str, dict] | None
     tags: list[str]
     options: dict[str, object] = field(default_factory=dict)
+    # The recipient-variables JSON as received, stored as is (re-encoding 1 MB costs ~10 ms).
+    recipient_variables_json: str | None = None
 
     @property
     def idempotency_key(self) -> str | None:
@@ -87,6 +89,10 @@ def personalise(template: str, address: str, variables: Mapping[str, object]) ->
 def _parse_recipients(values: Iterable[str], kind: str) -> list[Recipient]:
     recipients = []
     for raw in values:
+        bare = raw.strip()
+        if _ADDRESS.match(bare):  # the common case, without the cost of a full address parser
+            recipients.append(Recipient(bare, bare, kind))
+            continue
         for _name, address in getaddresses([raw]):
             address = address.strip()
             if not _ADDRESS.match(address):
@@ -123,10 +129,11 @@ def parse_submission(domain: str, form) -> Submission:
     if not text and not html and not form.get("template"):
         raise Rejected(400, "Need at least one of 'text', 'html' or 'template' parameters specified")
 
-    recipient_variables = None
+    recipient_variables = recipient_variables_json = None
     if "recipient-variables" in form:
+        recipient_variables_json = _single(form, "recipient-variables")
         try:
-            recipient_variables = json.loads(_single(form, "recipient-variables"))
+            recipient_variables = json.loads(recipient_variables_json)
         except ValueError:
             raise Rejected(400, "'recipient-variables' parameter is not a valid JSON") from None
         if not isinstance(recipient_variables, dict) or not all(
@@ -176,6 +183,7 @@ def parse_submission(domain: str, form) -> Submission:
         recipient_variables=recipient_variables,
         tags=form.getlist("o:tag"),
         options=options,
+        recipient_variables_json=recipient_variables_json,
     )
 
 

@@ -217,11 +217,9 @@ class Store:
                     self._bump(con, {"calls": 1, "idempotent_replays": 1, "status:200": 1})
                     return Accepted(row["id"], row["message_id"], replayed=True)
             last = con.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
-            rv_json = (
-                json.dumps(submission.recipient_variables)
-                if submission.recipient_variables is not None
-                else None
-            )
+            rv_json = submission.recipient_variables_json
+            if rv_json is None and submission.recipient_variables is not None:
+                rv_json = json.dumps(submission.recipient_variables)
             cur = con.execute(
                 "INSERT INTO calls (message_id, domain, created_at, sender, subject, text, html, headers,"
                 " variables, recipient_variables, tags, options, idempotency_key, first_message_id,"

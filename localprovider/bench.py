@@ -1,0 +1,119 @@
+"""Benchmark: how long the local provider takes to accept a 1,000-recipient batch call.
+
+    python -m localprovider.bench [--calls 20] [--recipients 1000] [--html-kb 60]
+
+Starts ``python -m localprovider serve`` on a free port with a temporary database, posts
+calls shaped like Anymail's Mailgun batch (merge data, merge headers, merge metadata; form
+encoded as Anymail sends them), and prints the time per call and the storage per recipient.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+
+def batch_payload(call: int, recipients: int, html_kb: int) -> dict:
+    addresses = [f"reader{call}-{n}@example.org" for n in range(recipients)]
+    variables = {
+        address: {
+            "name": f"Reader {n}",
+            "unsubscribe_url": f"https://news.example.com/unsubscribe/{'t' * 90}{n}/",
+            "preferences_url": f"https://news.example.com/preferences/{'t' * 90}{n}/",
+            "one_click_url": f"https://news.example.com/unsubscribe/{'t' * 90}{n}/one-click/?d=1",
+            "h:List-Unsubscribe": f"<https://news.example.com/unsubscribe/{'t' * 90}{n}/one-click/?d=1>",
+            "v:subscriber": str(n),
+        }
+        for n, address in enumerate(addresses)
+    }
+    article = "<tr><td><h2>A headline of the day</h2><p>" + "Lorem ipsum dolor sit amet. " * 30 + "</p></td></tr>"
+    html = "<html><body><table>" + article * max(1, html_kb * 1024 // len(article)) + "</table>"
+    html += '<a href="%recipient.unsubscribe_url%">Unsubscribe</a></body></html>'
+    return {
+        "from": "The Courier <newsletter@example.com>",
+        "to": addresses,
+        "subject": "Your digest, %recipient.name%",
+        "text": "Hello %recipient.name%\n\nUnsubscribe: %recipient.unsubscribe_url%",
+        "html": html,
+        "h:List-Unsubscribe": "%recipient.h:List-Unsubscribe%",
+        "h:List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "h:X-Digest-Id": "1",
+        "h:X-Idempotency-Key": f"bench-{call}",
+        "v:subscriber": "%recipient.v:subscriber%",
+        "o:tag": ["digest"],
+        "recipient-variables": json.dumps(variables),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--recipients", type=int, default=1000)
+    parser.add_argument("--html-kb", type=int, default=60)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.sqlite3"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "localprovider", "serve", "--port", "0", "--db", str(db)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            url = server.stdout.readline().strip().removeprefix("localprovider listening on ")
+            session = requests.Session()
+            timings, server_timings = [], []
+            # Encoded up front: the figure is the provider's time, not the client's encoding.
+            payloads = [
+                requests.models.RequestEncodingMixin._encode_params(batch_payload(n, args.recipients, args.html_kb))
+                for n in range(args.calls)
+            ]
+            size = len(payloads[0])
+            for payload in payloads:
+                started = time.perf_counter()
+                response = session.post(
+                    f"{url}/v3/example.com/messages",
+                    data=payload,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    auth=("api", "local-provider-key"),
+                    timeout=60,
+                )
+                timings.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                server_timings.append(float(response.headers["Server-Timing"].rpartition("=")[2]))
+            stats = session.get(f"{url}/api/stats", timeout=60).json()
+            started = time.perf_counter()
+            session.get(f"{url}/api/messages", params={"limit": args.recipients}, timeout=60).raise_for_status()
+            read_ms = (time.perf_counter() - started) * 1000
+        finally:
+            server.terminate()
+            server.wait()
+        db_bytes = sum(p.stat().st_size for p in Path(tmp).iterdir())
+    timings.sort()
+    server_timings.sort()
+    print(f"{args.calls} calls of {args.recipients} recipients, {size / 1024:.0f} KB form each")
+    print(
+        f"accept per call: median {statistics.median(timings):.1f} ms, "
+        f"p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms, max {timings[-1]:.1f} ms (round trip)"
+    )
+    print(
+        f"of which in the provider: median {statistics.median(server_timings):.1f} ms, "
+        f"p95 {server_timings[int(len(server_timings) * 0.95) - 1]:.1f} ms (parse, validate, store, commit)"
+    )
+    print(f"read {args.recipients} personalised messages back: {read_ms:.0f} ms")
+    per_recipient = db_bytes / max(stats["messages"], 1)
+    print(
+        f"recorded {stats['messages']} messages; database {db_bytes / 1e6:.1f} MB, "
+        f"{per_recipient:.0f} bytes per recipient (about {per_recipient * 1e6 / 1e9:.1f} GB per million)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
