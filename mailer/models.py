@@ -55,6 +55,11 @@ class Article(models.Model):
     topics = models.ManyToManyField(Topic, blank=True, related_name="articles")
     published_at = models.DateTimeField(default=timezone.now, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the source last changed the article (None: as first stored).
+    updated_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the cleaned fields the source last sent: a re-read updates the article only when
+    # the source changed the entry, so an editor's edits survive re-reads of an unchanged entry.
+    source_hash = models.CharField(max_length=64, blank=True, editable=False)
     # Set when the instant alert for this article has been queued (at most once).
     alerted_at = models.DateTimeField(null=True, blank=True)
 
@@ -170,7 +175,8 @@ class Digest(models.Model):
 _S = Digest.Status
 DIGEST_TRANSITIONS: dict[str, frozenset[str]] = {
     _S.DRAFT: frozenset({_S.SCHEDULED, _S.SENDING, _S.CANCELLED, _S.SKIPPED}),
-    _S.SCHEDULED: frozenset({_S.DRAFT, _S.SENDING, _S.CANCELLED, _S.SKIPPED}),
+    # scheduled -> scheduled: the editor changes the time.
+    _S.SCHEDULED: frozenset({_S.DRAFT, _S.SCHEDULED, _S.SENDING, _S.CANCELLED, _S.SKIPPED}),
     _S.SENDING: frozenset({_S.PAUSED, _S.SENT, _S.FAILED}),
     _S.PAUSED: frozenset({_S.SENDING, _S.CANCELLED, _S.FAILED}),
     # "Retry failed" sends a finished edition again, to its failed recipients only.

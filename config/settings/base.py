@@ -183,6 +183,12 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 FEED_URL = env_str("FEED_URL", "")
 FEED_POLL_MINUTES = env_int("FEED_POLL_MINUTES", 10)
 FEED_MAX_BYTES = env_int("FEED_MAX_BYTES", 5 * 1024 * 1024)
+# Seconds to wait for the feed server to connect or send the next bytes, and for the whole body.
+FEED_TIMEOUT = env_int("FEED_TIMEOUT", 15)
+FEED_DEADLINE = env_int("FEED_DEADLINE", 60)
+# The CMS articles API: largest request body (bytes) and requests per minute per token.
+ARTICLE_API_MAX_BYTES = env_int("ARTICLE_API_MAX_BYTES", 512 * 1024)
+ARTICLE_API_RATE_LIMIT = env_int("ARTICLE_API_RATE_LIMIT", 120)
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
