@@ -22,7 +22,9 @@ def make_edition(**fields) -> Digest:
     return digest
 
 
-def add_subscribers(count: int, *, prefix: str = "reader", segment_key: str = "", **fields) -> list[Subscriber]:
+def add_subscribers(
+    count: int, *, prefix: str = "reader", segment_key: str = "", **fields
+) -> list[Subscriber]:
     """``count`` subscribers in one insert (active and daily unless told otherwise)."""
     fields.setdefault("status", Subscriber.Status.ACTIVE)
     fields.setdefault("frequency", Frequency.DAILY)

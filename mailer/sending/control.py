@@ -128,8 +128,12 @@ def reconcile_uncertain(*, older_than: timedelta | None = None) -> int:
     """Uncertain batches whose reconcile window is over: recipients the provider's events have
     not shown to be sent are marked failed with the reason (never resent blindly; an editor can
     retry them). Returns how many deliveries were failed."""
-    older_than = older_than or timedelta(seconds=settings.DELIVERY_RECONCILE_SECONDS)
-    reason = "Uncertain: a worker stopped while the provider was being called and the provider sent no event for this recipient."
+    if older_than is None:
+        older_than = timedelta(seconds=settings.DELIVERY_RECONCILE_SECONDS)
+    reason = (
+        "Uncertain: the provider may have taken this message (no answer, or a worker stopped "
+        "mid-call) but sent no event for it. Retry only if the reader did not get it."
+    )
     failed = 0
     stale = Batch.objects.filter(status=Batch.Status.UNCERTAIN, submitted_at__lt=timezone.now() - older_than)
     for batch_id, digest_id in stale.values_list("id", "digest_id")[:PAGE_SIZE]:
