@@ -237,5 +237,6 @@ class WebhookDispatcher:
                 log.warning("webhook %s to %s answered %s", data["event"], url, response.status_code)
                 if 400 <= response.status_code < 500 and response.status_code != 429:
                     return False  # refused: retrying the same event cannot help
-            time.sleep(0.2 * 2**attempt)
+            if attempt + 1 < ATTEMPTS:
+                time.sleep(0.2 * 2**attempt)
         return False
