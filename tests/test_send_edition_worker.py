@@ -1,0 +1,114 @@
+"""Whole editions through a real Celery worker on Redis and the local provider: counted at the
+provider, once per recipient, in batch calls; with faults; with unsubscribes mid-send."""
+
+import time
+
+import pytest
+
+from mailer import selectors
+from mailer.models import Batch, Delivery, Digest
+from mailer.tasks.delivery import start_edition
+from subscribers import services
+from subscribers.models import ConsentRecord, Subscriber
+from tests.test_delivery_fanout import add_subscribers, make_edition
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(settings):
+    settings.PROVIDER_HONOURS_IDEMPOTENCY_KEY = True
+    settings.DELIVERY_RETRY_BACKOFF_MS = 50
+    settings.DELIVERY_RETRY_BACKOFF_MAX = 1
+    settings.DELIVERY_MAX_RETRIES = 12
+    settings.PROVIDER_OUTAGE_THRESHOLD = 6
+    settings.PROVIDER_OUTAGE_PROBE_SECONDS = 1
+
+
+def wait_until_finished(digest: Digest, timeout: float = 25) -> Digest:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        digest.refresh_from_db()
+        if digest.status == Digest.Status.SENT:
+            return digest
+        time.sleep(0.1)
+    figures = selectors.edition_figures(digest.pk)
+    raise AssertionError(f"edition still {digest.status} ({digest.status_note}) after {timeout}s: {figures}")
+
+
+def assert_exactly_once(local_provider, count: int) -> dict:
+    stats = local_provider.stats()
+    assert stats["messages"] == count and stats["duplicates"] == 0, stats
+    recipients = {m["recipient"] for m in local_provider.messages(limit=count + 10)}
+    assert len(recipients) == count
+    return stats
+
+
+def test_2000_recipient_edition_arrives_once_each_in_batch_calls(celery_worker, local_provider, settings):
+    settings.PROVIDER_BATCH_SIZE = 100
+    add_subscribers(2000)
+    digest = make_edition()
+
+    start_edition.delay(digest.pk)
+
+    wait_until_finished(digest)
+    stats = assert_exactly_once(local_provider, 2000)
+    assert stats["accepted_calls"] == 20  # one call per batch of 100, not one per recipient
+    figures = selectors.edition_figures(digest.pk)
+    assert (figures["total"], figures["sent"], figures["pending"], figures["failed"]) == (2000, 2000, 0, 0)
+    assert digest.finished_at and digest.total_recipients == 2000
+
+
+def test_exactly_once_with_30_percent_of_calls_failing(celery_worker, local_provider, settings):
+    settings.PROVIDER_BATCH_SIZE = 100
+    add_subscribers(2000)
+    digest = make_edition()
+    # 30% answered 5xx/429 outright, and some more taken by the provider and then answered 500.
+    local_provider.set_faults(error_rate=0.3, accept_then_fail_rate=0.1, seed=11)
+
+    start_edition.delay(digest.pk)
+
+    wait_until_finished(digest)
+    stats = assert_exactly_once(local_provider, 2000)
+    assert stats["calls"] > 20  # the failures were retried
+    assert Delivery.objects.filter(digest=digest, status=Delivery.Status.SENT).count() == 2000
+    assert set(Batch.objects.filter(digest=digest).values_list("status", flat=True)) == {Batch.Status.SENT}
+
+
+def test_unsubscribes_during_the_send_are_honoured_for_batches_not_yet_sent(
+    celery_worker, local_provider, settings
+):
+    settings.PROVIDER_BATCH_SIZE = 50
+    subscribers = add_subscribers(1000)
+    digest = make_edition()
+    local_provider.set_faults(latency_ms=150)  # slow enough to act while it sends
+
+    start_edition.delay(digest.pk)
+    local_provider.wait_for(1, timeout=15)
+    leaving = subscribers[-100:]  # the last batches go out last
+    for subscriber in leaving:
+        services.unsubscribe(
+            subscriber, consent=services.Consent(source=ConsentRecord.Source.EMAIL), digest_id=digest.pk
+        )
+
+    wait_until_finished(digest)
+    received = {m["recipient"]: m for m in local_provider.messages(limit=2000)}
+    deliveries = Delivery.objects.filter(digest=digest, subscriber__in=leaving)
+    skipped = deliveries.filter(status=Delivery.Status.SKIPPED)
+    assert skipped.count() > 0
+    assert all(d.error.startswith("Unsubscribed") for d in skipped)
+    for delivery in deliveries.select_related("subscriber"):
+        assert delivery.unsubscribed_at is not None  # credited to the edition
+        if delivery.status == Delivery.Status.SKIPPED:
+            assert delivery.subscriber.email not in received
+    # Whoever was still sent it had a batch already claimed when they left: no batch claimed
+    # after an unsubscribe went to that reader.
+    for delivery in deliveries.filter(status=Delivery.Status.SENT).select_related("subscriber", "batch"):
+        assert delivery.batch.submitted_at <= delivery.subscriber.unsubscribed_at
+    assert_exactly_once(local_provider, 1000 - skipped.count())
+    figures = selectors.edition_figures(digest.pk)
+    assert figures["sent"] + figures["skipped"] == figures["total"] == 1000
+    assert (
+        Subscriber.objects.filter(pk__in=[s.pk for s in leaving], status=Subscriber.Status.ACTIVE).count()
+        == 0
+    )
