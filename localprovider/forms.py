@@ -8,22 +8,27 @@ unusual (a stray ``%``, bytes that are not UTF-8) goes to werkzeug's own parser.
 """
 
 import binascii
-import re
 
 from werkzeug.formparser import FormDataParser
 
-_STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+class _Stray(ValueError):
+    """A ``%`` not followed by two hex digits: left to the careful parser."""
 
 
 def _decode(raw: bytes) -> str:
     if b"%" not in raw and b"+" not in raw:
         return raw.decode()
-    return binascii.a2b_qp(raw.replace(b"+", b" ").replace(b"=", b"=3D").replace(b"%", b"=")).decode()
+    decoded = binascii.a2b_qp(raw.replace(b"+", b" ").replace(b"=", b"=3D").replace(b"%", b"="))
+    # Every valid escape shrinks three bytes to one; a stray "%" would leave more behind.
+    if len(decoded) != len(raw) - 2 * raw.count(b"%"):
+        raise _Stray
+    return decoded.decode()
 
 
 def parse_urlencoded(body: bytes) -> list[tuple[str, str]] | None:
     """The (name, value) pairs of a form-encoded body, or None when the fast path does not apply."""
-    if _STRAY_PERCENT.search(body) or b"\n" in body or b"\r" in body:
+    if b"\n" in body or b"\r" in body:
         return None
     items = []
     try:
@@ -32,7 +37,7 @@ def parse_urlencoded(body: bytes) -> list[tuple[str, str]] | None:
                 continue
             name, _, value = piece.partition(b"=")
             items.append((_decode(name), _decode(value)))
-    except (UnicodeDecodeError, binascii.Error):
+    except (UnicodeDecodeError, binascii.Error, _Stray):
         return None
     return items
 
