@@ -18,7 +18,15 @@ pytestmark = pytest.mark.django_db
 odd_text = st.one_of(
     st.text(max_size=40),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
-    st.sampled_from(["\r\n", "a@b.c\r\nBcc: x@y.z", "\x00", "ａｎｎａ@ｅｘａｍｐｌｅ.org", "x" * 5000]),
+    st.sampled_from(
+        [
+            "\r\n",
+            "a@b.c\r\nBcc: x@y.z",
+            "\x00",
+            "\uff41\uff4e\uff4e\uff41@\uff45\uff58ample.org",  # fullwidth letters
+            "x" * 5000,
+        ]
+    ),
 )
 domains = st.sampled_from(
     ["example.org", "BÜCHER.example", "пример.испытание", "xn--bcher-kva.example", "a..b"]

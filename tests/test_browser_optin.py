@@ -1,0 +1,94 @@
+"""A reader in a real browser (headless Chromium through Playwright) against the live server,
+with the real worker and the local provider: sign up, confirm from the emailed link, open the
+preferences from the welcome email, change topics, unsubscribe."""
+
+import os
+import re
+import shutil
+
+import pytest
+
+from subscribers.models import Subscriber
+from tests.factories import TopicFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture
+def browser_page():
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
+        pytest.skip("Chromium is not installed")
+    # Playwright's sync API runs its own event loop; Django refuses ORM calls from a thread that
+    # has a running loop unless told this is deliberate (the test is synchronous).
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+def link(text: str, path: str) -> str:
+    return re.search(rf"https?://\S+/{path}/\S+/", text).group(0)
+
+
+def test_a_reader_signs_up_confirms_changes_topics_and_unsubscribes(
+    live_server, celery_worker, local_provider, settings, browser_page
+):
+    settings.SITE_URL = live_server.url
+    settings.SIGNUP_CORS_ORIGINS = [live_server.url]
+    news = TopicFactory(slug="news", name="News")
+    sport = TopicFactory(slug="sport", name="Sport")
+    page = browser_page
+
+    page.goto(live_server.url + "/")
+    page.get_by_label("Email address").fill("Reader@Example.org")
+    page.get_by_label("News").check()
+    page.get_by_label("Weekly digest").check()
+    assert not page.locator("input[name=website]").is_visible()  # the honeypot is hidden from people
+    page.get_by_role("button", name="Subscribe").click()
+    page.get_by_role("heading", name="Check your inbox").wait_for()
+
+    [confirmation] = local_provider.wait_for(1)
+    page.goto(link(confirmation["text"], "confirm"))
+    assert Subscriber.objects.get().status == Subscriber.Status.PENDING
+    page.get_by_role("button", name="Confirm my subscription").click()
+    page.get_by_role("heading", name="You are subscribed").wait_for()
+
+    local_provider.wait_for(2)
+    [welcome] = local_provider.messages(to="reader@example.org", subject="Welcome")
+    page.goto(link(welcome["text"], "preferences"))
+    assert page.get_by_label("News").is_checked() and page.get_by_label("Weekly digest").is_checked()
+    page.get_by_label("News").uncheck()
+    page.get_by_label("Sport").check()
+    page.get_by_role("button", name="Save my preferences").click()
+    page.get_by_text("Your preferences are saved").wait_for()
+    subscriber = Subscriber.objects.get()
+    assert list(subscriber.topics.all()) == [sport] and news not in subscriber.topics.all()
+    assert subscriber.segment_key == str(sport.pk)
+
+    page.goto(link(welcome["text"], "unsubscribe"))
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.get_by_role("heading", name="You are unsubscribed").wait_for()
+    assert Subscriber.objects.get().status == Subscriber.Status.UNSUBSCRIBED
