@@ -134,8 +134,9 @@ class Call:
     def batch(self) -> bool:
         return self.recipient_variables is not None
 
-    def expand(self, row: sqlite3.Row, siblings: list[str] | None = None) -> dict:
-        """The message one recipient received: placeholders filled in batch mode."""
+    def expand(self, row: sqlite3.Row, siblings: list[str] | None = None, *, bodies: bool = True) -> dict:
+        """The message one recipient received: placeholders filled in batch mode. Without
+        ``bodies`` the html and text are left out (webhook events need only the envelope)."""
         address = parseaddr(row["display"])[1] or row["recipient"]
         values = (self.recipient_variables or {}).get(row["recipient"], {}) if self.batch else None
 
@@ -160,8 +161,8 @@ class Call:
             "from": self.sender,
             "subject": subject,
             "headers": headers,
-            "html": fill(self.html),
-            "text": fill(self.text),
+            "html": fill(self.html) if bodies else None,
+            "text": fill(self.text) if bodies else None,
             "created_at": iso(self.created_at),
             "timestamp": self.created_at,
             "metadata": {key: fill(value) for key, value in self.variables.items()},
@@ -353,16 +354,17 @@ class Store:
             .fetchall()
         )
 
-    def expand_rows(self, rows: list[sqlite3.Row]) -> list[dict]:
+    def expand_rows(self, rows: list[sqlite3.Row], *, bodies: bool = True) -> list[dict]:
         out = []
+        siblings: dict[int, list[str]] = {}
         for row in rows:
             call = self.call(row["call_id"])
             if call is None:
                 continue
-            siblings = None
-            if not call.batch and call.message_count > 1:
-                siblings = [r["display"] for r in self.call_messages(call) if r["kind"] == "to"]
-            out.append(call.expand(row, siblings))
+            if not call.batch and call.message_count > 1 and call.id not in siblings:
+                # One email to several people: each copy shows every "to" address.
+                siblings[call.id] = [r["display"] for r in self.call_messages(call) if r["kind"] == "to"]
+            out.append(call.expand(row, siblings.get(call.id), bodies=bodies))
         return out
 
     def message(self, message_id: int) -> dict | None:

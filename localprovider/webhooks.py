@@ -79,7 +79,7 @@ def event_data(kind: str, call: Call, message: dict, now: float) -> dict:
                 "subject": message["subject"],
             },
             "attachments": [],
-            "size": len(message["html"]) + len(message["text"]),
+            "size": len(call.html) + len(call.text),
         },
         "flags": {
             "is-routed": False,
@@ -107,7 +107,7 @@ def event_data(kind: str, call: Call, message: dict, now: float) -> dict:
             "attempt-no": 1,
         }
     elif kind == "clicked":
-        data["url"] = _first_link(message["html"]) or "https://example.com/"
+        data["url"] = _first_link(call.html) or "https://example.com/"
     if kind in ("opened", "clicked", "unsubscribed", "complained"):
         data["client-info"] = {
             "client-name": "Local",
@@ -196,7 +196,7 @@ class WebhookDispatcher:
             return
         marks = self.store.marks()
         config = self.config
-        for message in self.store.expand_rows(self.store.call_messages(call)):
+        for message in self.store.expand_rows(self.store.call_messages(call), bodies=False):
             for kind in EVENTS_FOR_MARK[marks.get(message["recipient"].lower())]:
                 if not self._current(generation):
                     return
