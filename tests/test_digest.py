@@ -1,5 +1,6 @@
 """Editions: their default articles, the editor's moves, the life cycle, instant alerts."""
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -152,3 +153,21 @@ def test_no_alert_without_instant_subscribers_or_for_old_articles():
     assert digests.create_alerts([old.pk]) == []
     assert Article.objects.get(pk=old.pk).alerted_at is None
     assert len(digests.create_alerts([article.pk])) == 1
+
+
+def test_send_edition_command_schedules_in_local_time_and_sends_now(settings):
+    from datetime import UTC, datetime
+
+    from django.core.management import CommandError, call_command
+
+    settings.PUBLICATION_TIME_ZONE = "Europe/London"
+    digest = with_articles(DigestFactory(), ArticleFactory())
+    call_command("send_edition", str(digest.pk), "--at", "2030-07-01 07:30", stdout=io.StringIO())
+    digest.refresh_from_db()
+    assert digest.status == S.SCHEDULED and digest.scheduled_for == datetime(2030, 7, 1, 6, 30, tzinfo=UTC)
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("send_edition", str(digest.pk), "--at", "2030-03-31 01:30")
+    call_command("send_edition", str(digest.pk), stdout=io.StringIO())
+    assert Digest.objects.get(pk=digest.pk).status == S.SENDING
+    with pytest.raises(CommandError, match="Only a draft or a scheduled"):
+        call_command("send_edition", str(digest.pk))

@@ -1,5 +1,6 @@
 """Rendering an edition: MJML once per segment, topic filtering, escaping, placeholders."""
 
+import io
 import re
 
 import pytest
@@ -215,3 +216,22 @@ def test_instant_alert_uses_the_alert_template():
     assert "NEWS ALERT" in rendered.html and "NEWS ALERT" in rendered.text
     assert "news alerts" in rendered.text
     assert "Breaking: river floods the square" in rendered.html
+
+
+def test_render_digest_command_writes_the_file_and_prints_the_time(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    digest = make_digest(ArticleFactory(title="Harbour news"))
+    out = tmp_path / "edition.html"
+    stdout = io.StringIO()
+    call_command("render_digest", str(digest.pk), "--out", str(out), stdout=stdout)
+    html = out.read_text()
+    assert "Harbour news" in html and "%recipient." not in html
+    assert re.search(r"1 articles, [\d.]+ KB HTML, [\d.]+ KB text in [\d.]+ ms", stdout.getvalue())
+    call_command("render_digest", str(digest.pk), "--out", str(out), "--raw", stdout=stdout)
+    assert "%recipient.unsubscribe_url%" in out.read_text()
+    assert not RenderedSegment.objects.exists()  # a look, not a send
+    with pytest.raises(CommandError, match="segment"):
+        call_command("render_digest", str(digest.pk), "--segment", "x", "--out", str(out))
+    with pytest.raises(CommandError, match="no edition"):
+        call_command("render_digest", "999999", "--out", str(out))
