@@ -95,6 +95,8 @@ class SubscriberAdmin(admin.ModelAdmin):
         # Editing topics here must keep segment_key in step, like every other route.
         obj = form.instance
         obj.set_topics(obj.topics.all())
+        if not change or form.has_changed():
+            services.record_editor_change(obj, editor=request.user.get_username(), created=not change)
 
     @admin.action(description="Resend the confirmation email (pending subscribers)")
     def resend_confirmation(self, request, queryset):

@@ -138,6 +138,14 @@ def update_preferences(
         _record(subscriber, ConsentRecord.Action.CHANGE, consent, wording=describe_choices(subscriber))
 
 
+def record_editor_change(subscriber: Subscriber, *, editor: str, created: bool) -> None:
+    """Record that an editor added the subscriber or changed their choices in the admin."""
+    action = ConsentRecord.Action.SUBSCRIBE if created else ConsentRecord.Action.CHANGE
+    what = "Added" if created else "Changed"
+    wording = f"{what} by an editor ({editor}). {describe_choices(subscriber)}"
+    _record(subscriber, action, Consent(source=ConsentRecord.Source.ADMIN), wording=wording)
+
+
 def unsubscribe(subscriber: Subscriber, *, consent: Consent, digest_id: int | None = None) -> bool:
     """pending/active -> unsubscribed, at once: the status guard is what every send checks.
 

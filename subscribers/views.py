@@ -11,8 +11,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from subscribers import ratelimit, selectors, services
 from subscribers.forms import EraseForm, PreferencesForm, SignupForm, consent_wording
@@ -47,14 +48,14 @@ def _signup_answer(request, result: SignupResult, *, success) -> HttpResponse:
     return success()
 
 
-@require_GET
+@require_safe
 def signup(request):
     return _signup_page(request, SignupForm())
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def subscribe(request):
-    if request.method == "GET":
+    if request.method != "POST":
         return redirect("subscribers:signup")
     result = handle_signup(request, request.POST, source=ConsentRecord.Source.FORM)
     return _signup_answer(request, result, success=lambda: redirect("subscribers:thanks"))
@@ -78,7 +79,7 @@ def subscribe_embed(request):
     return _signup_answer(request, result, success=back)
 
 
-@require_GET
+@require_safe
 def thanks(request):
     return render(request, "subscribers/thanks.html")
 
@@ -95,7 +96,8 @@ def _from_token(request, purpose: str, token: str) -> Subscriber | HttpResponse:
         return render(request, "subscribers/link_gone.html", {"message": str(exc)}, status=410)
 
 
-@require_http_methods(["GET", "POST"])
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def confirm(request, token: str):
     subscriber = _from_token(request, Purpose.CONFIRM, token)
     if isinstance(subscriber, HttpResponse):
@@ -132,12 +134,13 @@ def _preferences_page(request, subscriber, *, form=None, erase_form=None, status
     return render(request, "subscribers/preferences.html", context, status=status)
 
 
-@require_http_methods(["GET", "POST"])
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request, token: str):
     subscriber = _from_token(request, Purpose.PREFERENCES, token)
     if isinstance(subscriber, HttpResponse):
         return subscriber
-    if request.method == "GET":
+    if request.method != "POST":
         return _preferences_page(request, subscriber, saved=request.GET.get("saved") == "1")
     form = PreferencesForm(request.POST)
     if not form.is_valid():
@@ -152,6 +155,7 @@ def preferences(request, token: str):
     return HttpResponseRedirect(reverse("subscribers:preferences", args=[token]) + "?saved=1")
 
 
+@never_cache
 @require_POST
 def export(request, token: str):
     subscriber = _from_token(request, Purpose.PREFERENCES, token)
@@ -182,7 +186,8 @@ def _digest_id(request) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
-@require_http_methods(["GET", "POST"])
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request, token: str):
     subscriber = _from_token(request, Purpose.UNSUBSCRIBE, token)
     if isinstance(subscriber, HttpResponse):
@@ -210,9 +215,10 @@ def unsubscribe(request, token: str):
 
 
 @csrf_exempt  # RFC 8058: mail clients POST without a session; the signed token authenticates
-@require_http_methods(["GET", "POST"])
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def one_click(request, token: str):
-    if request.method == "GET":
+    if request.method != "POST":
         # Scanners and people who open the URL get the normal page; nothing changes on GET.
         return unsubscribe(request, token)
     try:

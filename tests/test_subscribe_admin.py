@@ -62,6 +62,11 @@ def test_editing_topics_in_the_admin_keeps_the_segment_key(editor_client):
     assert response.status_code == 302
     subscriber.refresh_from_db()
     assert subscriber.segment_key == ",".join(str(pk) for pk in sorted([sport.pk, news.pk]))
+    record = subscriber.consents.get()
+    assert (record.action, record.source) == (
+        "change",
+        "admin",
+    ) and "Changed by an editor (ed)" in record.wording
 
 
 def test_actions_resend_confirmation_and_unsubscribe(editor_client, django_capture_on_commit_callbacks):

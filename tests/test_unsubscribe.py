@@ -129,6 +129,15 @@ def test_get_on_the_one_click_address_shows_the_normal_page_and_changes_nothing(
     assert subscriber.status == Subscriber.Status.ACTIVE and received == []
 
 
+def test_head_requests_from_link_scanners_change_nothing(client, received):
+    subscriber = SubscriberFactory()
+    for path in (f"/unsubscribe/{token(subscriber)}/", f"/unsubscribe/{token(subscriber)}/one-click/"):
+        response = client.head(path)
+        assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.ACTIVE and received == []
+
+
 def test_a_mangled_digest_id_is_dropped_not_fatal(client, received):
     subscriber = SubscriberFactory()
     assert client.post(f"/unsubscribe/{token(subscriber)}/?d=1%0a2").status_code == 200

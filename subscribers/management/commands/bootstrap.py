@@ -51,10 +51,10 @@ class Command(BaseCommand):
         url = settings.FEED_URL
         if not url:
             return "no FEED_URL set"
-        _, created = Source.objects.get_or_create(
-            url=url, defaults={"name": f"{settings.PUBLICATION_NAME} feed", "kind": Source.Kind.FEED}
-        )
-        return f"{'created' if created else 'kept'} feed source {url}"
+        if Source.objects.filter(url=url).exists():  # url is not unique: never fail on duplicates
+            return f"kept feed source {url}"
+        Source.objects.create(url=url, name=f"{settings.PUBLICATION_NAME} feed", kind=Source.Kind.FEED)
+        return f"created feed source {url}"
 
     def _editor(self) -> str:
         user_model = get_user_model()
