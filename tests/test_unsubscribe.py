@@ -151,3 +151,24 @@ def test_an_editor_or_import_unsubscribe_signals_too(received):
     assert services.unsubscribe(subscriber, consent=consent) is False
     assert [c["digest_id"] for c in received] == [None]
     assert subscriber.consents.get().wording == "By request on the phone."
+
+
+def test_the_emailed_links_are_the_routes_of_the_pages(settings):
+    """tokens.py builds links by string formatting (cheap per recipient); they must resolve."""
+    from urllib.parse import urlsplit
+
+    from django.urls import resolve
+
+    subscriber_uuid = SubscriberFactory.build().uuid
+    links = tokens.recipient_links(subscriber_uuid, digest_id=5)
+    expected = {
+        tokens.confirm_url(subscriber_uuid): "subscribers:confirm",
+        links["preferences_url"]: "subscribers:preferences",
+        links["unsubscribe_url"]: "subscribers:unsubscribe",
+        links["one_click_url"]: "subscribers:one_click",
+    }
+    for url, view_name in expected.items():
+        assert url.startswith(settings.SITE_URL)
+        assert resolve(urlsplit(url).path).view_name == view_name
+    assert links["unsubscribe_url"] == tokens.unsubscribe_url(subscriber_uuid, 5)
+    assert links["one_click_url"].endswith("/one-click/?d=5")
