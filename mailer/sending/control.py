@@ -27,10 +27,8 @@ PAGE_SIZE = 1000
 def pause_edition(digest_id: int) -> bool:
     """sending -> paused (by an editor). Batches not yet claimed wait; a batch already with the
     provider finishes. Returns False (nothing changes) when the edition was not sending."""
-    return bool(
-        Digest.objects.filter(pk=digest_id, status=Digest.Status.SENDING).update(
-            status=Digest.Status.PAUSED, status_note="Paused by an editor."
-        )
+    return Digest(pk=digest_id).move(
+        Digest.Status.PAUSED, sources=[Digest.Status.SENDING], status_note="Paused by an editor."
     )
 
 
@@ -38,8 +36,8 @@ def resume_edition(digest_id: int) -> bool:
     """paused -> sending, however it was paused: its waiting batches are queued again (and an
     unfinished fan-out carries on). Returns False (nothing changes) when it was not paused."""
     with transaction.atomic():
-        if not Digest.objects.filter(pk=digest_id, status=Digest.Status.PAUSED).update(
-            status=Digest.Status.SENDING, status_note=""
+        if not Digest(pk=digest_id).move(
+            Digest.Status.SENDING, sources=[Digest.Status.PAUSED], status_note=""
         ):
             return False
         if Digest.objects.filter(pk=digest_id, fanout_done=False).exists():
@@ -91,8 +89,8 @@ def retry_failed(digest_id: int) -> int:
                         status=S.PENDING, error="", batch=batch
                     )
                     new_batches.append(batch.pk)
-            Digest.objects.filter(pk=digest_id, status__in=[Digest.Status.SENT, Digest.Status.FAILED]).update(
-                status=Digest.Status.SENDING, finished_at=None
+            Digest(pk=digest_id).move(
+                Digest.Status.SENDING, sources=[Digest.Status.SENT, Digest.Status.FAILED], finished_at=None
             )
             queue.queue_batches(new_batches)
     return retried

@@ -39,8 +39,8 @@ def start_edition(digest_id: int) -> FanoutResult:
     batch queued twice is sent once). Paused, cancelled or finished editions are left alone.
     """
     now = timezone.now()
-    Digest.objects.filter(pk=digest_id, status__in=[Digest.Status.DRAFT, Digest.Status.SCHEDULED]).update(
-        status=Digest.Status.SENDING, started_at=now
+    Digest(pk=digest_id).move(
+        Digest.Status.SENDING, sources=[Digest.Status.DRAFT, Digest.Status.SCHEDULED], started_at=now
     )
     Digest.objects.filter(pk=digest_id, started_at__isnull=True).update(started_at=now)
     digest = Digest.objects.filter(pk=digest_id).first()

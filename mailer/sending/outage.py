@@ -38,8 +38,8 @@ def pause_for_outage(digest_id: int, reason: str, *, probe_in: float | None = No
     """sending -> paused with an outage note, and a probe queued; False (nothing queued) when
     the edition was not sending, so concurrent batches pause it, and probe it, once."""
     note = f"{OUTAGE_NOTE} ({reason[:150]}). Sending resumes by itself when it answers again."
-    changed = Digest.objects.filter(pk=digest_id, status=Digest.Status.SENDING).update(
-        status=Digest.Status.PAUSED, status_note=note[:300]
+    changed = Digest(pk=digest_id).move(
+        Digest.Status.PAUSED, sources=[Digest.Status.SENDING], status_note=note[:300]
     )
     if changed:
         log.warning("edition paused: provider outage", extra={"digest_id": digest_id, "reason": reason})

@@ -12,6 +12,8 @@ def finish_if_complete(digest_id: int) -> bool:
     up to the total). One guarded UPDATE: called by every batch that ends, it succeeds once."""
     pending = Delivery.objects.filter(digest_id=OuterRef("pk"), status=Delivery.Status.PENDING)
     total = Delivery.objects.filter(digest_id=digest_id).count()
+    # Not Digest.move: the "nothing pending" guard must be in the same UPDATE. sending -> sent is
+    # a move the life-cycle table allows.
     changed = (
         Digest.objects.filter(pk=digest_id, status=Digest.Status.SENDING, fanout_done=True)
         .exclude(Exists(pending))
