@@ -193,7 +193,8 @@ def _clean_excerpt(excerpt: str) -> str:
 
 
 def _excerpt_text(clean_html: str) -> str:
-    text = re.sub(r"(?i)</p>|<br\s*/?>|</li>|</blockquote>", "\n", clean_html)
+    text = re.sub(r"(?i)<li[^>]*>", "\n- ", clean_html)
+    text = re.sub(r"(?i)</p>|<br\s*/?>|</li>|</blockquote>", "\n", text)
     text = html.unescape(strip_tags(text))
     paragraphs = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(p for p in paragraphs if p)
