@@ -1,6 +1,7 @@
 """Fault injection and idempotent replays, seen through Anymail's real Mailgun backend."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -194,3 +195,27 @@ def test_reset_clears_faults(local_provider):
     local_provider.reset()
 
     assert status_of_send() == 200
+
+
+def test_concurrent_calls_with_one_key_record_once(local_provider):
+    def post(_):
+        response = requests.post(
+            f"{local_provider.api_url}/example.com/messages",
+            data={
+                "from": "a@example.com",
+                "to": "ann@example.org",
+                "text": "x",
+                "h:X-Idempotency-Key": "same",
+            },
+            auth=("api", "local-provider-key"),
+            timeout=10,
+        )
+        return response.status_code, response.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(post, range(6)))
+
+    assert {status for status, _ in answers} == {200}
+    assert len({message_id for _, message_id in answers}) == 1
+    stats = local_provider.stats()
+    assert (stats["messages"], stats["idempotent_replays"]) == (1, 5)

@@ -6,6 +6,8 @@ import threading
 import pytest
 from anymail.message import AnymailMessage
 from anymail.signals import tracking
+from django.core.signals import request_finished
+from django.db import connections
 
 
 @pytest.fixture
@@ -25,7 +27,17 @@ def tracked():
 
 @pytest.fixture
 def webhook_url(live_server):
-    return f"{live_server.url}/anymail/mailgun/tracking/"
+    """Our app's tracking webhook. The app's receivers query the database from the live server's
+    request threads; their connections are closed after each request, or the test database
+    could not be dropped at the end (persistent connections outlive those threads)."""
+
+    def close_thread_connections(**kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()
+
+    request_finished.connect(close_thread_connections, weak=False, dispatch_uid="test-localprovider-close-db")
+    yield f"{live_server.url}/anymail/mailgun/tracking/"
+    request_finished.disconnect(dispatch_uid="test-localprovider-close-db")
 
 
 MARKS = {
@@ -108,9 +120,9 @@ def test_webhooks_without_our_basic_auth_are_refused(local_provider, webhook_url
     assert tracked == []
 
 
-def test_credentials_in_the_url_are_used_as_basic_auth(local_provider, live_server, tracked):
-    url = live_server.url.replace("http://", "http://local:webhook-secret@")
-    local_provider.configure(webhook_url=f"{url}/anymail/mailgun/tracking/", webhook_auth="")
+def test_credentials_in_the_url_are_used_as_basic_auth(local_provider, webhook_url, tracked):
+    url = webhook_url.replace("http://", "http://local:webhook-secret@")
+    local_provider.configure(webhook_url=url, webhook_auth="")
 
     send_batch(["ann@example.org"])
 
