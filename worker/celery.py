@@ -15,6 +15,8 @@ app.autodiscover_tasks(["subscribers", "mailer"])
 app.conf.beat_schedule = {
     "claim-due-digests": {"task": "mailer.tasks.digests.tick", "schedule": 60.0},
     "poll-feeds": {"task": "mailer.tasks.feeds.poll_feeds", "schedule": 60.0},
+    # Delivery housekeeping: batches of dead workers past their lease, uncertain batches.
+    "delivery-sweep": {"task": "mailer.tasks.delivery.sweep", "schedule": 60.0},
 }
 app.conf.task_routes = {
     "subscribers.tasks.*": {"queue": "celery"},
