@@ -16,7 +16,7 @@ from subscribers.models import Frequency, Topic
 def consent_wording() -> str:
     """The words shown next to the sign-up button; stored with every sign-up as agreed to."""
     return (
-        f"I want to receive the {settings.PUBLICATION_NAME} newsletter by email with the topics "
+        f"I want to receive the newsletter of {settings.PUBLICATION_NAME} by email with the topics "
         "and frequency chosen above. I can change them or unsubscribe at any time from a link "
         "in every email. My address is only used for this newsletter."
     )
