@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from .store import Call, Store
+from .calls import Call
+from .store import Store
 
 log = logging.getLogger("localprovider.webhooks")
 
