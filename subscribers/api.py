@@ -55,7 +55,8 @@ def subscribe(request):
         return _error(403, "This site may not use the sign-up API.", "")
     if request.content_type != "application/json":
         return _error(415, "Send the sign-up as JSON (Content-Type: application/json).", allowed)
-    if len(request.body) > MAX_BODY_BYTES:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES:
         return _error(400, f"The request body is larger than {MAX_BODY_BYTES} bytes.", allowed)
     try:
         payload = json.loads(request.body)

@@ -132,9 +132,12 @@ def update_preferences(
     consent: Consent,
 ) -> None:
     """Replace topics (keeping ``segment_key`` in step), frequency and name, and record the
-    change. The status is untouched: preferences never re-activate an unsubscribed reader."""
+    change. Topics not offered to readers (set by an editor) are kept: the reader never saw
+    them. The status is untouched: preferences never re-activate an unsubscribed reader."""
     with transaction.atomic():
-        _apply_choices(subscriber, topics=list(topics), frequency=frequency, name=name.strip())
+        kept = list(subscriber.topics.filter(is_public=False))
+        chosen = [*topics, *kept]
+        _apply_choices(subscriber, topics=chosen, frequency=frequency, name=name.strip())
         _record(subscriber, ConsentRecord.Action.CHANGE, consent, wording=describe_choices(subscriber))
 
 

@@ -99,3 +99,14 @@ def test_a_token_for_another_purpose_or_a_broken_one_is_refused(client):
     for token in [tokens.make_token("unsubscribe", subscriber.uuid), "abc", "x" * 300]:
         response = client.get(f"/preferences/{token}/")
         assert response.status_code == 400 and "This link does not work" in response.content.decode()
+
+
+def test_topics_an_editor_set_that_readers_are_not_offered_are_kept(client, topics):
+    internal = TopicFactory(slug="staff", name="Staff picks", is_public=False)
+    subscriber = SubscriberFactory()
+    subscriber.set_topics([topics[0], internal])
+    assert "Staff picks" not in client.get(url(subscriber)).content.decode()
+    client.post(url(subscriber), {"topics": [topics[1].pk], "frequency": "daily"})
+    subscriber.refresh_from_db()
+    assert set(subscriber.topics.all()) == {topics[1], internal}
+    assert subscriber.segment_key == ",".join(str(pk) for pk in sorted([topics[1].pk, internal.pk]))

@@ -153,6 +153,18 @@ def test_api_refuses_malformed_bodies(strict_client, body, message):
     assert not Subscriber.objects.exists()
 
 
+def test_api_refuses_a_declared_oversized_body_before_reading_it(strict_client):
+    response = strict_client.generic(
+        "POST",
+        "/api/subscribe",
+        b"{}",
+        content_type="application/json",
+        HTTP_ORIGIN=SITE,
+        CONTENT_LENGTH="99999999",
+    )
+    assert response.status_code == 400 and "larger than" in response.json()["message"]
+
+
 def test_api_refuses_browsers_on_other_sites_and_non_json(strict_client):
     assert api(strict_client, {"email": "a@example.org"}, origin="https://evil.example").status_code == 403
     form = strict_client.post("/api/subscribe", {"email": "a@example.org"}, HTTP_ORIGIN=SITE)
