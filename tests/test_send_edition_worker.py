@@ -2,12 +2,15 @@
 provider, once per recipient, in batch calls; with faults; with unsubscribes mid-send."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from mailer import selectors
+from mailer import selectors, sending
 from mailer.models import Batch, Delivery, Digest
-from mailer.tasks.delivery import start_edition
+from mailer.sending import queue
+from mailer.tasks.delivery import start_edition, sweep
 from subscribers import services
 from subscribers.models import ConsentRecord, Subscriber
 from tests.test_delivery_fanout import add_subscribers, make_edition
@@ -112,3 +115,23 @@ def test_unsubscribes_during_the_send_are_honoured_for_batches_not_yet_sent(
         Subscriber.objects.filter(pk__in=[s.pk for s in leaving], status=Subscriber.Status.ACTIVE).count()
         == 0
     )
+
+
+def test_beat_sweep_takes_over_a_batch_a_dead_worker_left_submitting(
+    celery_worker, local_provider, settings, monkeypatch
+):
+    settings.PROVIDER_BATCH_SIZE = 50
+    settings.DELIVERY_BATCH_LEASE = 1
+    add_subscribers(30)
+    digest = make_edition()
+    with monkeypatch.context() as m:  # the ledger is written, but its batch task is lost
+        m.setattr(queue, "queue_batches", lambda ids: None)
+        sending.start_edition(digest.pk)
+    Batch.objects.filter(digest=digest).update(
+        status=Batch.Status.SUBMITTING, submitted_at=timezone.now() - timedelta(seconds=5)
+    )
+
+    sweep.delay()
+
+    wait_until_finished(digest)
+    assert_exactly_once(local_provider, 30)
