@@ -60,7 +60,7 @@ def _error(status: int, message: str, *, field: str | None = None, **headers: st
 
 def _text(payload: dict, name: str, *, required: bool = False) -> str:
     value = payload.get(name)
-    if value is None or (value == "" and not required):
+    if value is None or value == "":
         if required:
             raise PayloadError(name, f"{name} is required.")
         return ""

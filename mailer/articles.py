@@ -4,7 +4,9 @@ Dedup and update policy (one place for every way in):
 
 - An article's key is the feed's guid, or its URL when the entry has none (keys longer than the
   column are stored as ``sha256:<hex>``). The key is unique in the table, so re-reading a feed,
-  or the CMS pushing the same article twice, never makes a second copy.
+  or the CMS pushing the same article twice, never makes a second copy. An entry whose key is
+  unknown but whose URL is already stored is that stored article (the CMS and the feed naming
+  one article differently); it keeps its first key.
 - An entry the source has changed (its cleaned title, URL, excerpt, image, author or categories
   differ from what the source sent last time, tracked by ``Article.source_hash``) updates the
   stored article, and its topics when the categories changed. Edits an editor makes in the
@@ -32,7 +34,7 @@ from django.utils.text import slugify
 
 from mailer.feeds import ArticleData
 from mailer.models import Article, Digest, DigestArticle, Source
-from mailer.sanitize import make_excerpt, plain_text, safe_url
+from mailer.sanitize import CONTROL_CHARACTERS, make_excerpt, plain_text, safe_url
 from mailer.signals import articles_published
 from subscribers.models import Topic
 
@@ -83,7 +85,7 @@ class IngestResult:
 
 def article_key(guid: str, url: str) -> str:
     """The dedup key: the guid, or the URL when there is none; hashed when too long."""
-    key = (guid or "").strip() or url
+    key = CONTROL_CHARACTERS.sub("", guid or "").strip() or url
     if len(key) > KEY_MAX:
         key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     return key
@@ -163,10 +165,19 @@ def _set_topics(article_topics: dict[int, set[int]], *, replace: bool) -> None:
 def _ingest_chunk(
     source: Source | None, rows: list[dict], index: dict[str, set[int]], now: datetime, result: IngestResult
 ) -> None:
-    keys = [row["guid"] for row in rows]
+    fields = ("id", "guid", "source_hash", *SOURCE_FIELDS)
+    by_key = {a.guid: a for a in Article.objects.filter(guid__in=[row["guid"] for row in rows]).only(*fields)}
+    # An article already stored under another key but at the same address is the same article
+    # (the CMS pushing without the feed's guid, a feed that changed its guid scheme).
+    unmatched_urls = [row["url"] for row in rows if row["guid"] not in by_key]
+    by_url: dict[str, Article] = {}
+    if unmatched_urls:
+        for article in Article.objects.filter(url__in=unmatched_urls).only(*fields).order_by("id"):
+            by_url.setdefault(article.url, article)
     existing = {
-        article.guid: article
-        for article in Article.objects.filter(guid__in=keys).only("id", "guid", "source_hash", *SOURCE_FIELDS)
+        row["guid"]: article
+        for row in rows
+        if (article := by_key.get(row["guid"]) or by_url.get(row["url"])) is not None
     }
     mailed = set(
         DigestArticle.objects.filter(
@@ -233,13 +244,17 @@ def ingest_entries(
     """
     now = now or timezone.now()
     rows: dict[str, dict] = {}
+    urls: set[str] = set()
     skipped = 0
     for data in entries:
         row = clean_article(data, now=now)
         if row is None:
             skipped += 1
             continue
-        rows.setdefault(row["guid"], row)  # feeds list newest first: the first sighting wins
+        if row["guid"] in rows or row["url"] in urls:
+            continue  # feeds list newest first: the first sighting wins
+        rows[row["guid"]] = row
+        urls.add(row["url"])
     result = IngestResult(skipped=skipped)
     if not rows:
         return result

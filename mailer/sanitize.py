@@ -23,7 +23,7 @@ LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 LINK_REL = "noopener"
 
 # Control characters other than tab and newline never belong in a title or a name.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029]")
 _WHITESPACE = re.compile(r"\s+")
 _ENTITY = re.compile(r"&(#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
 
@@ -49,7 +49,7 @@ def safe_url(value: str | None, base: str | None = None, *, schemes=frozenset({"
     if not value or not isinstance(value, str):
         return ""
     value = value.strip()
-    if not value or _CONTROL.search(value) or any(ch.isspace() for ch in value):
+    if not value or CONTROL_CHARACTERS.search(value) or any(ch.isspace() for ch in value):
         return ""
     try:
         if base:
@@ -85,7 +85,7 @@ def clean_html(value: str | None, *, base_url: str | None = None) -> str:
         attribute_filter=absolute_links,
         strip_comments=True,
     )
-    return _CONTROL.sub("", cleaned).strip()
+    return CONTROL_CHARACTERS.sub("", cleaned).strip()
 
 
 def plain_text(value: str | None, *, max_length: int) -> str:
@@ -97,7 +97,7 @@ def plain_text(value: str | None, *, max_length: int) -> str:
     text = html.unescape(nh3.clean(str(value), tags=set(), strip_comments=True))
     if _ENTITY.search(text):
         text = html.unescape(text)
-    text = _WHITESPACE.sub(" ", _CONTROL.sub("", text)).strip()
+    text = _WHITESPACE.sub(" ", CONTROL_CHARACTERS.sub("", text)).strip()
     if len(text) > max_length:
         text = text[: max_length - 1].rstrip() + "…"
     return text
@@ -118,6 +118,7 @@ def text_length(cleaned_html: str) -> int:
     return len(html.unescape(re.sub(r"<[^>]*>", "", cleaned_html)).strip())
 
 
+_BLOCK_TAG = re.compile(r"<(?:p|ul|ol|blockquote)\b")
 _BLOCK_END = re.compile(r"(?<=</p>)|(?<=</ul>)|(?<=</ol>)|(?<=</blockquote>)")
 
 
@@ -126,6 +127,8 @@ def make_excerpt(value: str | None, *, base_url: str | None = None, max_chars: i
     leading paragraphs while they fit, or the first one cut at a word when even it is too long
     (full article bodies arrive where only a summary was expected)."""
     cleaned = trim_excerpt(clean_html(value, base_url=base_url))
+    if cleaned and not _BLOCK_TAG.search(cleaned):
+        cleaned = f"<p>{cleaned}</p>"  # WordPress summaries are often bare text
     if text_length(cleaned) <= max_chars:
         return cleaned
     kept: list[str] = []

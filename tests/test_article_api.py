@@ -5,6 +5,9 @@ import json
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from mailer.articles import create_api_source
 from mailer.models import Article, Source
@@ -192,3 +195,28 @@ def test_create_api_source_command_prints_a_working_token_once(db, capsys):
         ENDPOINT, json.dumps(article()), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
     )
     assert response.status_code == 201
+
+
+def test_control_characters_never_reach_the_database(api):
+    response = api(article(guid="urn:\x00cms:1", title="Nul\x00 title", author="A\x00B"))
+    assert response.status_code == 201
+    stored = Article.objects.get()
+    assert (stored.guid, stored.title, stored.author) == ("urn:cms:1", "Nul title", "AB")
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["title", "url", "guid", "excerpt", "html", "image_url", "author", "categories", "published_at"]
+        ),
+        st.one_of(st.text(max_size=40), st.integers(), st.none(), st.lists(st.text(max_size=5), max_size=3)),
+    )
+)
+def test_any_payload_gets_a_clear_answer_never_a_500(api, payload):
+    response = api(payload)
+    assert response.status_code in (200, 201, 400)
+    if response.status_code == 400:
+        assert response.json()["field"]

@@ -173,3 +173,46 @@ def test_article_edit_keeps_guid_and_sanitises(editor):
     guid = article.guid
     article.refresh_from_db()
     assert (article.title, article.excerpt, article.guid) == ("Edited", "<p>Fine </p>", guid)
+
+
+def test_article_added_in_the_admin_is_announced(editor, django_capture_on_commit_callbacks):
+    from mailer.signals import articles_published
+
+    received = []
+
+    def receiver(sender, article_ids, **kwargs):
+        received.append(article_ids)
+
+    articles_published.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            editor.post(
+                "/admin/mailer/article/add/",
+                {
+                    "title": "Breaking",
+                    "url": "https://news.example/breaking/",
+                    "categories": "[]",
+                    "published_at_0": "2026-11-25",
+                    "published_at_1": "10:00:00",
+                },
+            )
+    finally:
+        articles_published.disconnect(receiver)
+    assert received == [[Article.objects.get().id]]
+
+
+def test_adding_a_stored_article_again_is_refused(editor):
+    ArticleFactory(guid="https://news.example/dup/", url="https://news.example/dup/")
+    response = editor.post(
+        "/admin/mailer/article/add/",
+        {
+            "title": "Again",
+            "url": "https://news.example/dup/",
+            "categories": "[]",
+            "published_at_0": "2026-11-25",
+            "published_at_1": "10:00:00",
+        },
+    )
+    assert response.status_code == 200
+    assert "This article is already stored." in response.content.decode()
+    assert Article.objects.count() == 1

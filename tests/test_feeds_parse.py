@@ -151,3 +151,38 @@ def test_re_reading_the_same_feed_changes_nothing(db):
     assert again.created_ids == [] and again.updated_ids == []
     assert {outcome for _pk, outcome in again.outcomes.values()} == {Outcome.UNCHANGED}
     assert Article.objects.count() == 5
+
+
+def test_bare_text_summary_becomes_a_paragraph(db):
+    feed = wp_feed(wp_item(1, description="Plain summary &amp; more [&#8230;]"))
+    ingest_entries(None, parse(feed).entries, now=NOW)
+    assert Article.objects.get().excerpt == "<p>Plain summary &amp; more</p>"
+
+
+def test_same_url_under_another_key_is_the_same_article(db):
+    ingest_entries(None, parse(wp_feed(wp_item(1))).entries, now=NOW)
+    renamed = parse(wp_feed(wp_item(1, guid="urn:cms:1", title="New title"))).entries
+    result = ingest_entries(None, renamed, now=NOW + timedelta(minutes=1))
+    article = Article.objects.get()
+    assert result.updated_ids == [article.id]
+    assert (article.guid, article.title) == ("https://news.example/?p=1", "New title")
+
+
+def test_duplicate_entries_in_one_feed_are_stored_once(db):
+    feed = wp_feed(wp_item(1), wp_item(1, title="Older copy"), wp_item(2, guid="urn:x", link=""))
+    entries = parse(feed).entries
+    entries.append(entries[0].__class__(url=entries[0].url, title="Same URL", guid="urn:other"))
+    ingest_entries(None, entries, now=NOW)
+    assert list(Article.objects.values_list("title", flat=True)) == ["Council\u2019s budget, part 1"]
+
+
+def test_ingesting_a_big_feed_takes_a_constant_number_of_queries(db, django_assert_max_num_queries):
+    TopicFactory(slug="politics", name="Politics")
+    entries = parse(wp_feed(*(wp_item(n) for n in range(300)))).entries
+    with django_assert_max_num_queries(20):  # SQLite splits big INSERTs in a few
+        result = ingest_entries(None, entries, now=NOW)
+    assert len(result.created_ids) == 300
+    changed = parse(wp_feed(*(wp_item(n, title=f"Changed {n}") for n in range(300)))).entries
+    with django_assert_max_num_queries(20):
+        result = ingest_entries(None, changed, now=NOW + timedelta(minutes=1))
+    assert len(result.updated_ids) == 300

@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -206,7 +207,7 @@ class ArticleForm(forms.ModelForm):
         cleaned = super().clean()
         if self.instance.pk is None and cleaned.get("url"):
             key = article_key(cleaned.get("guid", ""), cleaned["url"])
-            if Article.objects.filter(guid=key).exists():
+            if Article.objects.filter(Q(guid=key) | Q(url=cleaned["url"])).exists():
                 self.add_error("guid" if cleaned.get("guid") else "url", "This article is already stored.")
             cleaned["guid"] = key
         return cleaned
