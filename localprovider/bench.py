@@ -99,12 +99,18 @@ def main() -> int:
                 timings.append((time.perf_counter() - started) * 1000)
                 response.raise_for_status()
                 server_timings.append(float(response.headers["Server-Timing"].rpartition("=")[2]))
-            stats = session.get(f"{url}/api/stats", timeout=60).json()
-            started = time.perf_counter()
-            session.get(
-                f"{url}/api/messages", params={"limit": args.recipients}, timeout=60
-            ).raise_for_status()
-            read_ms = (time.perf_counter() - started) * 1000
+
+            def timed(path: str, **params) -> tuple[float, requests.Response]:
+                started = time.perf_counter()
+                response = session.get(f"{url}{path}", params=params, timeout=300)
+                response.raise_for_status()
+                return (time.perf_counter() - started) * 1000, response
+
+            stats_ms, response = timed("/api/stats")
+            stats = response.json()
+            read_ms, _ = timed("/api/messages", limit=args.recipients)
+            one_ms, _ = timed("/api/messages", to=f"reader{args.calls // 2}-7@example.org")
+            inbox_ms, _ = timed("/")
         finally:
             server.terminate()
             server.wait()
@@ -120,7 +126,11 @@ def main() -> int:
         f"of which in the provider: median {statistics.median(server_timings):.1f} ms, "
         f"p95 {server_timings[int(len(server_timings) * 0.95) - 1]:.1f} ms (parse, validate, store, commit)"
     )
-    print(f"read {args.recipients} personalised messages back: {read_ms:.0f} ms")
+    print(f"read the latest {args.recipients} personalised messages (html included): {read_ms:.0f} ms")
+    print(
+        f"one recipient's messages: {one_ms:.0f} ms; inbox page: {inbox_ms:.0f} ms; "
+        f"full stats (distinct counts): {stats_ms:.0f} ms"
+    )
     per_recipient = db_bytes / max(stats["messages"], 1)
     print(
         f"recorded {stats['messages']} messages; database {db_bytes / 1e6:.1f} MB, "

@@ -4,10 +4,17 @@ sandboxed iframe (no scripts, no same-origin access) and the page forbids script
 from html import escape
 from urllib.parse import urlencode
 
+# No script anywhere; the email's own styles, images and web fonts may load. The HTML part's
+# srcdoc frame inherits this policy.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-src 'self' about:; "
-    "form-action 'self'; base-uri 'none'"
+    "default-src 'none'; style-src 'unsafe-inline' https:; img-src https: http: data:; font-src https: data:; "
+    "frame-src 'self' about:; form-action 'self'"
 )
+# Links in the email open in a new, normal tab (so an unsubscribe link works as in a mail
+# client) while the email itself stays sandboxed: no scripts, no forms, no same-origin access.
+FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+FRAME_BASE = '<base target="_blank">'
+
 
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2433;background:#f5f6f8}
@@ -77,7 +84,8 @@ def message(m: dict) -> str:
         f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in m["metadata"].items()
     )
     frame = (
-        f"<iframe sandbox title='HTML part' referrerpolicy='no-referrer' srcdoc=\"{escape(m['html'], quote=True)}\">"
+        f"<iframe sandbox='{FRAME_SANDBOX}' title='HTML part' referrerpolicy='no-referrer' "
+        f'srcdoc="{escape(FRAME_BASE + m["html"], quote=True)}">'
         "</iframe>"
         if m["html"]
         else "<p class='muted'>No HTML part.</p>"

@@ -54,8 +54,9 @@ def test_a_message_page_shows_the_html_part_only_inside_a_sandboxed_frame(local_
 
     assert "<script>" not in page and "<img src=x" not in page and '<p onclick="steal()">' not in page
     frame = page.split("<iframe", 1)[1].split(">", 1)[0]
-    assert " sandbox " in frame
-    assert 'srcdoc="&lt;p onclick=&quot;steal()&quot;&gt;Hi&lt;/p&gt;&lt;script&gt;' in frame
+    assert "sandbox='allow-popups allow-popups-to-escape-sandbox'" in frame
+    assert "allow-scripts" not in frame and "allow-same-origin" not in frame
+    assert "&lt;p onclick=&quot;steal()&quot;&gt;Hi&lt;/p&gt;&lt;script&gt;" in frame
     assert "Text part &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in page
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
 
