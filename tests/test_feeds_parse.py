@@ -1,8 +1,12 @@
 """Reading feeds into articles: the shapes WordPress and Atom produce, and documents we refuse."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from mailer.articles import Outcome, ingest_entries
 from mailer.feeds import FeedRejected, parse_feed
@@ -178,11 +182,33 @@ def test_duplicate_entries_in_one_feed_are_stored_once(db):
 
 def test_ingesting_a_big_feed_takes_a_constant_number_of_queries(db, django_assert_max_num_queries):
     TopicFactory(slug="politics", name="Politics")
-    entries = parse(wp_feed(*(wp_item(n) for n in range(300)))).entries
+    entries = parse(wp_feed(*(wp_item(n) for n in range(150)))).entries
     with django_assert_max_num_queries(20):  # SQLite splits big INSERTs in a few
         result = ingest_entries(None, entries, now=NOW)
-    assert len(result.created_ids) == 300
-    changed = parse(wp_feed(*(wp_item(n, title=f"Changed {n}") for n in range(300)))).entries
+    assert len(result.created_ids) == 150
+    changed = [replace(entry, title=f"Changed {n}") for n, entry in enumerate(entries)]
     with django_assert_max_num_queries(20):
         result = ingest_entries(None, changed, now=NOW + timedelta(minutes=1))
-    assert len(result.updated_ids) == 300
+    assert len(result.updated_ids) == 150
+
+
+VALID = wp_feed(wp_item(1), wp_item(2)).encode()
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.tuples(st.integers(0, len(VALID)), st.integers(0, len(VALID)), st.binary(max_size=20)).map(
+            lambda cut: VALID[: cut[0]] + cut[2] + VALID[cut[1] :]
+        ),
+    )
+)
+def test_any_bytes_either_parse_or_are_refused_cleanly(body):
+    try:
+        parsed = parse_feed(body, url=FEED_URL, fetched_at=NOW)
+    except FeedRejected:
+        return
+    for entry in parsed.entries:
+        assert entry.url.startswith(("http://", "https://"))
+        assert entry.published_at <= NOW
