@@ -4,6 +4,7 @@ control API used by tests and benchmarks."""
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -18,13 +19,16 @@ from werkzeug.wrappers import Request, Response
 from . import pages
 from .faults import FaultInjector, Faults, InvalidFaults
 from .forms import FastFormDataParser
-from .mailgun import Rejected, parse_submission
-from .store import Store
+from .mailgun import Rejected, Submission, parse_submission
+from .store import Accepted, Store
 from .webhooks import MARK_EVENTS, WebhookConfig, WebhookDispatcher
 
 log = logging.getLogger("localprovider")
 
 MAX_LIMIT = 100_000
+_DOMAIN = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+)
 
 
 class ProviderRequest(Request):
@@ -104,6 +108,10 @@ class LocalProvider:
         if not self._authorised(request):
             self.store.count_rejected(401)
             return Response("Forbidden", status=401, headers={"WWW-Authenticate": 'Basic realm="MG API"'})
+        if not _DOMAIN.match(domain):
+            # Mailgun's answer for a sending domain it does not know (Anymail explains it).
+            self.store.count_rejected(404)
+            return error(404, f"Domain not found: {domain}")
         decision = self.faults.decide()
         if decision.latency:
             time.sleep(decision.latency)
@@ -128,7 +136,7 @@ class LocalProvider:
             return error(500, "Internal server error")
         return json_response({"id": accepted.message_id, "message": "Queued. Thank you."})
 
-    def _record(self, submission, *, answered: int):
+    def _record(self, submission: Submission, *, answered: int) -> Accepted:
         message_id = f"<{datetime.now(UTC):%Y%m%d%H%M%S}.{secrets.token_hex(8)}@{submission.domain}>"
         accepted = self.store.accept(submission, message_id, answered=answered)
         if not accepted.replayed:

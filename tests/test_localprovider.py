@@ -182,3 +182,17 @@ def test_invalid_calls_get_mailguns_400_and_record_nothing(local_provider, data,
     assert message in response.json()["message"]
     stats = local_provider.stats()
     assert (stats["rejected_calls"], stats["messages"]) == (1, 0)
+
+
+def test_an_impossible_sender_domain_is_mailguns_404(local_provider):
+    message = AnymailMessage(
+        subject="Hi", body="x", from_email="newsletter@example.com", to=["ann@example.org"]
+    )
+    message.esp_extra = {"sender_domain": "not a domain"}
+
+    with pytest.raises(AnymailAPIError) as raised:
+        message.send()
+
+    assert raised.value.status_code == 404
+    assert "Unknown sender domain 'not a domain'" in str(raised.value)
+    assert local_provider.stats()["messages"] == 0
