@@ -48,6 +48,10 @@ class SendRun:
         return self.sent / self.seconds if self.seconds else 0.0
 
     @property
+    def calls_per_1000(self) -> float:
+        return self.calls / max(self.recipients, 1) * 1000
+
+    @property
     def queries_per_1000(self) -> float:
         return self.queries / max(self.recipients, 1) * 1000
 
@@ -162,7 +166,7 @@ def print_run(run: SendRun) -> None:
     )
     figure("time", f"{run.seconds:.2f} s from start to last delivery recorded")
     figure("rate", f"{run.rate:,.0f} recipients/s")
-    figure("provider calls", run.calls)
+    figure("provider calls", f"{run.calls} = {run.calls_per_1000:.1f} per 1,000 recipients")
     figure("MJML compilations", f"{run.compilations} (segments: {run.segments})")
     figure("database queries", f"{run.queries:,} = {run.queries_per_1000:.1f} per 1,000 recipients")
     figure("worker peak memory", ", ".join(f"{mb:.0f} MB" for mb in run.peaks_mb) or "n/a")
@@ -221,10 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         best = max(runs, key=lambda r: r.rate)
 
         heading("naive baseline: one Anymail call and one MJML compilation per recipient, one process")
+        calls_before = provider.stats()["calls"]
         naive = baseline.naive_send(provider, sample=min(args.naive_sample, args.recipients))
+        naive_calls = provider.stats()["calls"] - calls_before
         figure(
             "naive",
             f"{naive.recipients:,} recipients in {naive.seconds:.2f} s = {naive.rate:,.1f} recipients/s",
+        )
+        figure(
+            "naive calls",
+            f"{naive_calls:,} = {naive_calls / max(naive.recipients, 1) * 1000:,.0f} per 1,000 recipients",
         )
         naive_ratio = best.rate / naive.rate if naive.rate else 0.0
         figure("end to end / naive", f"{naive_ratio:,.1f}x")
@@ -246,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(f"rate_{r.workers}w={r.rate:.0f}/s" for r in runs)
         + f" naive_ratio={naive_ratio:.1f} limit_fraction={fraction:.2f}"
         + f" compilations={best.compilations} segments={best.segments}"
+        + f" calls_per_1000={best.calls_per_1000:.1f} naive_calls_per_1000={naive_calls / max(naive.recipients, 1) * 1000:.0f}"
         + f" queries_per_1000={best.queries_per_1000:.1f}"
         + f" peak_mb={max((max(r.peaks_mb, default=0) for r in runs), default=0):.0f}"
         + f" delivered={min(r.sent for r in runs)}/{args.recipients}"
