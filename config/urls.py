@@ -8,6 +8,8 @@ admin.site.site_title = "Newsletter"
 admin.site.index_title = "Editors' desk"
 
 urlpatterns = [
+    # Subscriber CSV import and export, beside the admin's subscriber list (ahead of admin/).
+    path("admin/subscribers/subscriber/", include("subscribers.admin_import")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("anymail/", include("anymail.urls")),
