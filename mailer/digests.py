@@ -10,12 +10,13 @@ the database is the schedule and a restart loses nothing.
 """
 
 import logging
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 Status = Digest.Status
 START_EDITION = "mailer.tasks.delivery.start_edition"
+# The first key of this module's PostgreSQL advisory locks ("DGST").
+ADVISORY_LOCK_SPACE = 0x44475354
 
 # An edition holds at most this many articles (the newest, when more were published).
 MAX_ARTICLES = 30
@@ -81,6 +84,19 @@ def default_articles(
         .exclude(pk__in=taken)
         .order_by("-published_at", "-id")[:MAX_ARTICLES]
     )
+
+
+def lock_frequency(frequency: str) -> None:
+    """Hold, until the current transaction ends, the right to collect articles for editions of
+    ``frequency``: two schedules of one frequency running at once must not both take the same
+    new articles. PostgreSQL: a transaction-level advisory lock. SQLite: every transaction
+    already holds the database's write lock (IMMEDIATE), so there is nothing more to take."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [ADVISORY_LOCK_SPACE, zlib.crc32(frequency.encode()) & 0x7FFFFFFF],
+            )
 
 
 def _attach(digest: Digest, articles: Sequence[Article]) -> None:
@@ -310,6 +326,7 @@ def advance_due_schedules(*, now: datetime | None = None, limit: int = 100) -> l
             if schedule is None:
                 return made
             run_at = schedule.next_run_at
+            lock_frequency(schedule.frequency)
             try:
                 upcoming = schedules.next_run_after(schedule, max(now, run_at))
             except schedules.InvalidSchedule:

@@ -215,3 +215,38 @@ def test_beat_tick_through_a_real_worker_claims_a_due_edition(celery_worker):
     # With nobody subscribed, delivery may already have finished the edition.
     assert digest.status in (Digest.Status.SENDING, Digest.Status.SENT)
     assert digest.started_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_ticks_at_once_make_one_edition_per_schedule_run():
+    now = datetime(2026, 5, 4, 6, 0, 30, tzinfo=UTC)
+    ArticleFactory(published_at=now - timedelta(hours=2))
+    schedules = [london_daily(datetime(2026, 5, 4, 6, 0, tzinfo=UTC)) for _ in range(3)]
+    barrier = threading.Barrier(2)
+    results: list[digests.TickResult] = []
+    errors: list[BaseException] = []
+
+    def ticker() -> None:
+        try:
+            barrier.wait(timeout=10)
+            results.append(digests.tick(now=now))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ticker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors
+    made = [pk for result in results for pk in result.made + result.skipped]
+    claimed = [pk for result in results for pk in result.claimed]
+    assert len(made) == len(set(made)) == 3
+    assert Digest.objects.count() == 3
+    assert sorted(Digest.objects.values_list("schedule_id", flat=True)) == sorted(s.pk for s in schedules)
+    # The first edition took the article; the other two had nothing new and were skipped.
+    assert len(claimed) == len(set(claimed)) == 1
+    assert queued_starts() == claimed
