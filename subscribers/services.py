@@ -65,9 +65,9 @@ def subscribe(
     By status of an existing address: pending -> the new choices replace the old; unsubscribed
     -> back to pending with the new choices (must confirm again); active -> nothing changes
     (a stranger must not be able to change someone's topics); bounced/complained -> nothing
-    changes and the task sends nothing. A consent record is written for every sign-up except
-    an already active one. The task is queued in every case and decides, so the caller cannot
-    tell the cases apart, and it sends at most one confirmation per address per
+    changes and the task sends nothing. A consent record of the request is written in every
+    case. The task is queued in every case and decides, so the caller cannot tell the cases
+    apart, and it sends at most one confirmation per address per
     CONFIRMATION_RESEND_WINDOW. Raises ``InvalidAddress`` for an address we cannot store.
     Calling it twice is harmless.
     """
@@ -78,13 +78,11 @@ def subscribe(
         subscriber, created = Subscriber.objects.get_or_create(
             email=email, defaults={"name": name, "frequency": frequency}
         )
-        status = subscriber.status
-        if created or status == Subscriber.Status.PENDING or subscriber.reopen():
+        if created or subscriber.status == Subscriber.Status.PENDING or subscriber.reopen():
             _apply_choices(subscriber, topics=topics, frequency=frequency, name=name)
-            _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
-        elif status in (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED):
-            # Kept as evidence of the request; the admin explains why it was not mailed.
-            _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
+        # Every request is recorded, whatever the status: it is what happened, and it keeps the
+        # work of a request the same kind (a write and a queued task) for known and new addresses.
+        _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
         _queue_confirmation(subscriber.pk)
     return subscriber
 

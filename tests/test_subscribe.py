@@ -135,7 +135,8 @@ def test_an_active_subscribers_choices_cannot_be_changed_by_signing_up_again(
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.ACTIVE and subscriber.frequency == "daily"
     assert list(subscriber.topics.all()) == [sport]
-    assert not subscriber.consents.exists()
+    # The request itself is on record (who asked, from where), without changing anything.
+    assert subscriber.consents.get().action == ConsentRecord.Action.SUBSCRIBE
 
 
 def test_signing_up_again_after_unsubscribing_starts_over_at_pending(
