@@ -300,3 +300,13 @@ def test_cancelled_edition_skips_its_remaining_batches(local_provider):
     assert sending.send_batch(second).outcome == Outcome.CANCELLED
     assert Delivery.objects.filter(batch_id=second, status=Delivery.Status.SKIPPED).count() == 10
     assert assert_counts_add_up(digest.pk)["pending"] == 0
+
+
+def test_a_batch_whose_segment_cannot_be_rendered_fails_with_the_reason(local_provider):
+    digest = fan_out(3)
+    [batch_id] = batch_ids(digest)
+    Batch.objects.filter(pk=batch_id).update(segment_key="1,abc")
+    assert sending.send_batch(batch_id).outcome == Outcome.FAILED
+    errors = set(Delivery.objects.filter(digest=digest).values_list("error", flat=True))
+    assert len(errors) == 1 and errors.pop().startswith("Could not render this edition")
+    assert local_provider.stats()["calls"] == 0

@@ -135,3 +135,28 @@ def test_beat_sweep_takes_over_a_batch_a_dead_worker_left_submitting(
 
     wait_until_finished(digest)
     assert_exactly_once(local_provider, 30)
+
+
+def test_an_outage_pauses_the_edition_and_it_resumes_by_itself(celery_worker, local_provider, settings):
+    settings.PROVIDER_BATCH_SIZE = 50
+    settings.PROVIDER_OUTAGE_THRESHOLD = 3
+    add_subscribers(300)
+    digest = make_edition()
+    local_provider.set_faults(outage=True, outage_seconds=2)
+
+    start_edition.delay(digest.pk)
+
+    seen_paused = False
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        digest.refresh_from_db()
+        if digest.status == Digest.Status.PAUSED:
+            seen_paused = True
+            assert digest.status_note.startswith("Paused automatically")
+        if digest.status == Digest.Status.SENT:
+            break
+        time.sleep(0.05)
+    assert seen_paused and digest.status == Digest.Status.SENT
+    stats = assert_exactly_once(local_provider, 300)
+    assert stats["by_status"].get("503", 0) >= 3
+    assert not Delivery.objects.filter(digest=digest).exclude(status=Delivery.Status.SENT).exists()

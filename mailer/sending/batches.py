@@ -17,6 +17,7 @@ from urllib3.exceptions import NewConnectionError
 
 from mailer import ratelimit
 from mailer.models import Batch, Delivery, Digest
+from mailer.rendering import InvalidSegment, render_segment
 from mailer.sending import outage
 from mailer.sending.errors import ProviderOutage, TransientProviderError
 from mailer.sending.message import Recipient, build_message
@@ -106,9 +107,11 @@ def send_batch(batch_id: int, *, probe: bool = False) -> BatchResult:
     recipients = _recipients_to_send(batch)
     rendering = None
     if recipients:
-        from mailer.rendering import render_segment  # area D's module
-
-        rendering = render_segment(digest, batch.segment_key)
+        try:
+            rendering = render_segment(digest, batch.segment_key)
+        except InvalidSegment as exc:  # a corrupt segment key: no retry can fix it
+            _fail(batch, [r.delivery_id for r in recipients], f"Could not render this edition: {exc}")
+            return BatchResult(Outcome.FAILED)
         if rendering.article_count == 0:
             _skip(batch, [r.delivery_id for r in recipients], NO_ARTICLES)
             recipients = []

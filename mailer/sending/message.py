@@ -8,6 +8,7 @@ from anymail.message import AnymailMessage
 from django.conf import settings
 
 from mailer.models import Batch, Digest, RenderedSegment
+from mailer.rendering import recipient_merge_data
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,6 @@ def build_message(
     (batch sending), personalised from merge_data; merge_metadata carries the delivery id back in
     the provider's webhooks; X-Idempotency-Key lets a provider that honours it accept a replayed
     call only once."""
-    from mailer.rendering import recipient_merge_data  # area D's module; imported when sending
-
     merge_data, merge_headers, merge_metadata = {}, {}, {}
     for r in recipients:
         data = recipient_merge_data(subscriber_uuid=r.uuid, name=r.name, digest_id=digest.pk)
