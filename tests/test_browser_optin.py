@@ -30,7 +30,7 @@ def chromium_path() -> str | None:
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(monkeypatch):
     executable = chromium_path()
     if executable is None:
         if os.environ.get("REQUIRE_BROWSER") == "1":
@@ -38,7 +38,7 @@ def browser_page():
         pytest.skip("Chromium is not installed")
     # Playwright's sync API runs its own event loop; Django refuses ORM calls from a thread that
     # has a running loop unless told this is deliberate (the test is synchronous).
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -57,7 +57,6 @@ def test_a_reader_signs_up_confirms_changes_topics_and_unsubscribes(
     live_server, celery_worker, local_provider, settings, browser_page
 ):
     settings.SITE_URL = live_server.url
-    settings.SIGNUP_CORS_ORIGINS = [live_server.url]
     news = TopicFactory(slug="news", name="News")
     sport = TopicFactory(slug="sport", name="Sport")
     page = browser_page
