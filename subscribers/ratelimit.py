@@ -51,7 +51,10 @@ def _client_key(ip: str) -> str:
 def hit(scope: str, ip: str, *, limit: int, window: int) -> None:
     """Count one attempt of ``scope`` by ``ip`` in the current fixed window; raises
     ``RateLimited`` once more than ``limit`` attempts were made in it. Every attempt counts,
-    including refused ones, so probing costs the same as succeeding."""
+    including refused ones, so probing costs the same as succeeding. A window of 0 turns the
+    limit off."""
+    if window <= 0:
+        return
     now = int(time.time())
     bucket = now // window
     key = f"ratelimit:{scope}:{_client_key(ip)}:{bucket}"

@@ -235,3 +235,12 @@ def test_the_rate_limit_believes_x_forwarded_for_only_behind_trusted_proxies(cli
     assert post("1.1.1.1, 198.51.100.3").status_code == 302
     assert post("1.1.1.1, 198.51.100.3").status_code == 429
     assert post("1.1.1.1, 198.51.100.4").status_code == 302
+
+
+def test_one_ipv6_network_shares_one_limit(client, settings):
+    settings.SIGNUP_RATE_LIMIT_PER_IP = 1
+    data = {"email": "a@example.org", "frequency": "daily"}
+    assert client.post("/subscribe/", data, REMOTE_ADDR="2001:db8:1:2::10").status_code == 302
+    # Another address in the same /64 is the same household or host.
+    assert client.post("/subscribe/", data, REMOTE_ADDR="2001:db8:1:2::99").status_code == 429
+    assert client.post("/subscribe/", data, REMOTE_ADDR="2001:db8:1:3::10").status_code == 302
