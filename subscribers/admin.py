@@ -1,10 +1,12 @@
 """Editors' screens for subscribers and topics. Actions call services."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.html import format_html
 
 from subscribers import services
+from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import ConsentRecord, Subscriber, Topic
 
 
@@ -23,8 +25,25 @@ class ConsentRecordInline(admin.TabularInline):
         return False
 
 
+class SubscriberForm(forms.ModelForm):
+    class Meta:
+        model = Subscriber
+        fields = ("email", "name", "frequency", "topics", "language")
+
+    def clean_email(self) -> str:
+        # One spelling per mailbox, as on every other route (see subscribers/addresses.py).
+        try:
+            email = normalise_email(self.cleaned_data["email"])
+        except InvalidAddress as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if Subscriber.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("A subscriber with this address already exists.")
+        return email
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberForm
     list_display = ("email", "name", "status", "frequency", "topic_list", "created_at", "confirmed_at")
     list_filter = ("status", "frequency", "topics")
     search_fields = ("email", "name", "=uuid")

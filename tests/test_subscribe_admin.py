@@ -94,3 +94,27 @@ def test_topics_screen_counts_subscribers(editor_client):
     SubscriberFactory().set_topics([sport])
     html = editor_client.get("/admin/subscribers/topic/").content.decode()
     assert "Sport" in html and ">1<" in html
+
+
+def test_addresses_typed_in_the_admin_are_normalised_and_stay_unique(editor_client):
+    SubscriberFactory(email="taken@example.org")
+
+    def add(email):
+        return editor_client.post(
+            "/admin/subscribers/subscriber/add/",
+            {
+                "email": email,
+                "name": "",
+                "frequency": "daily",
+                "language": "",
+                "consents-TOTAL_FORMS": "0",
+                "consents-INITIAL_FORMS": "0",
+            },
+        )
+
+    assert add(" New@BÜCHER.example ").status_code == 302
+    added = Subscriber.objects.get(email="new@xn--bcher-kva.example")
+    assert added.status == Subscriber.Status.PENDING
+    assert added.consents.get().source == ConsentRecord.Source.ADMIN
+    refused = add("TAKEN@example.org")
+    assert refused.status_code == 200 and "already exists" in refused.content.decode()
