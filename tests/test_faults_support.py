@@ -6,12 +6,14 @@ Every fault test ends with the same three numbers, printed for the README's Reli
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import redis
 
@@ -79,12 +81,33 @@ def assert_figures_add_up(digest: Digest, *, total: int, sent: int) -> dict:
 PERSISTENCE = ("--appendonly", "yes", "--appendfsync", "always", "--save", "")
 
 
+def stable_free_port() -> int:
+    """A free port below the kernel's ephemeral range: while our server is down for a restart,
+    a client reconnecting to it can otherwise be handed that very port as its own source port
+    (a TCP self-connect) and the server cannot bind it again."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:  # Linux; elsewhere assume IANA's
+            low = int(f.read().split()[0])
+    except OSError:
+        low = 49152
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 class ThrowawayRedis:
     """A redis-server of our own on a free port (never the shared one), with the append-only
     file production uses, so a restart keeps what was queued."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = stable_free_port()
         self.dir = tempfile.mkdtemp(prefix="newsletter-faults-redis-")
         self.proc: subprocess.Popen | None = None
 
@@ -95,8 +118,9 @@ class ThrowawayRedis:
     def start(self) -> "ThrowawayRedis":
         binary = shutil.which("redis-server")
         assert binary, "redis-server is needed on PATH"
+        where = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, *PERSISTENCE],
+            [binary, *where, *PERSISTENCE, "--logfile", os.path.join(self.dir, "redis.log")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -107,8 +131,10 @@ class ThrowawayRedis:
                 client.ping()
                 return self
             except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    log = Path(self.dir, "redis.log")
+                    text = log.read_text()[-2000:] if log.exists() else ""
+                    raise RuntimeError(f"redis-server did not start: {text}") from None
                 time.sleep(0.05)
             finally:
                 client.close()
