@@ -9,6 +9,7 @@ import random
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from config.logging import log_context
 from mailer import sending
@@ -16,6 +17,10 @@ from mailer import sending
 log = logging.getLogger(__name__)
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+# The database connection lost mid-task (failover, restart, a cut session): the task ran and
+# failed, so its message is acknowledged; only a retry brings the work back (a claimed batch
+# is taken over once its lease runs out, replayed with its idempotency key).
+DATABASE_LOST = (OperationalError, InterfaceError)
 
 
 def backoff(retries: int) -> float:
@@ -25,7 +30,14 @@ def backoff(retries: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-@shared_task(name="mailer.tasks.delivery.start_edition", **TASK_OPTIONS)
+@shared_task(
+    name="mailer.tasks.delivery.start_edition",
+    autoretry_for=DATABASE_LOST,
+    retry_backoff=1,
+    retry_backoff_max=60,
+    max_retries=None,
+    **TASK_OPTIONS,
+)
 def start_edition(digest_id: int) -> None:
     """Fan an edition out into its ledger and queue its batches (resumes a killed fan-out)."""
     with log_context(digest_id=digest_id):
@@ -45,6 +57,9 @@ def send_batch(self, batch_id: int) -> str:
             result = sending.send_batch(batch_id)
         except sending.ProviderOutage:
             return "outage"
+        except DATABASE_LOST as exc:
+            log.warning("database connection lost, retrying", extra={"error": str(exc)[:200]})
+            raise self.retry(countdown=backoff(self.request.retries)) from exc
         except sending.TransientProviderError as exc:
             if self.request.retries >= settings.DELIVERY_MAX_RETRIES:
                 attempts = self.request.retries + 1
