@@ -70,7 +70,7 @@ class LocalProviderClient:
         """
         deadline = time.monotonic() + timeout
         while True:
-            recorded = self._get("/api/stats", cheap=1)["messages"]
+            recorded = self._get("/api/stats")["messages"]
             if recorded >= count:
                 return self.messages(limit=max(count, 1)) if count else []
             if time.monotonic() > deadline:
@@ -81,7 +81,7 @@ class LocalProviderClient:
         """Wait until every queued webhook is posted or given up; return the stats."""
         deadline = time.monotonic() + timeout
         while True:
-            stats = self._get("/api/stats", cheap=1)
+            stats = self._get("/api/stats")
             if stats["webhooks_pending"] == 0:
                 return stats
             if time.monotonic() > deadline:

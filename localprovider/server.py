@@ -182,7 +182,7 @@ class LocalProvider:
         return json_response(message)
 
     def on_stats(self, request: Request) -> Response:
-        stats = self.store.counters() if request.args.get("cheap") else self.store.stats()
+        stats = self.store.stats()
         return json_response({**stats, **self.dispatcher.figures()})
 
     # --- control ---------------------------------------------------------------------------
