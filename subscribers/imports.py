@@ -333,23 +333,29 @@ class _Writer:
         _insert(ConsentRecord, [{"subscriber_id": pk, **values, "created_at": self.now} for pk in ids])
 
 
+def _varying_default(field) -> bool:
+    # uuid4, not "no default" (NOT_PROVIDED is a class, so callable() alone would say yes).
+    return field.has_default() and callable(field.default)
+
+
 def _insert(model, rows: list[dict]) -> None:
     """INSERT ``rows`` into ``model``'s table with one ``executemany``.
 
     ``bulk_create`` builds a model instance and prepares every field of every row through the
     ORM, which was most of an import's time; here each distinct value of a column is prepared
-    once (a chunk has few: one status, one time) and the driver batches the statement. Fields a
-    row leaves out get their model default, a callable one (``uuid``) per row.
+    once (a chunk has few: one status, one time), and the rows go to PostgreSQL by COPY (to
+    SQLite by executemany). Fields a row leaves out get their model default, a callable one
+    (``uuid``) per row.
     """
     if not rows:
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     given = rows[0].keys()
-    per_row_default = {f.attname for f in fields if f.attname not in given and callable(f.default)}
+    per_row_default = {f.attname for f in fields if f.attname not in given and _varying_default(f)}
     constant = {
         f.attname: f.get_db_prep_save(f.get_default(), connection)
         for f in fields
-        if f.attname not in given and not callable(f.default)
+        if f.attname not in given and not _varying_default(f)
     }
     prepared: dict[tuple[str, object], object] = {}
 
@@ -374,14 +380,17 @@ def _insert(model, rows: list[dict]) -> None:
                 values.append(prep(f, row[name]))
         params.append(values)
     quote = connection.ops.quote_name
-    # Names come from the model and are quoted; every value is a parameter.
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-        quote(model._meta.db_table),
-        ", ".join(quote(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
+    table, columns = quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        if connection.vendor == "postgresql":
+            # COPY streams the rows in one round trip; executemany would make one per row.
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for values in params:
+                    copy.write_row(values)
+        else:
+            # Names come from the model and are quoted; every value is a parameter.
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)  # noqa: S608
 
 
 # Columns whose values differ on every row and need no conversion for the database.
