@@ -116,6 +116,9 @@ def parse_submission(domain: str, form) -> Submission:
     senders = [value for value in form.getlist("from") if value.strip()]
     if not senders:
         raise Rejected(400, "'from' parameter is missing")
+    for name in ("from", "to", "cc", "bcc"):
+        if any("\r" in value or "\n" in value for value in form.getlist(name)):
+            raise Rejected(400, f"'{name}' parameter is not a valid address. please check documentation")
     if not [value for value in form.getlist("to") if value.strip()]:
         raise Rejected(400, "'to' parameter is missing")
     recipients = (
@@ -171,6 +174,8 @@ def parse_submission(domain: str, form) -> Submission:
     subject = _single(form, "subject")
     if "\r" in subject or "\n" in subject:
         raise Rejected(400, "'subject' is not a valid header")
+    if recipient_variables:
+        _refuse_line_breaks_in_header_values(subject, headers, recipient_variables)
     return Submission(
         domain=domain,
         sender=", ".join(senders),
@@ -185,6 +190,19 @@ def parse_submission(domain: str, form) -> Submission:
         options=options,
         recipient_variables_json=recipient_variables_json,
     )
+
+
+def _refuse_line_breaks_in_header_values(subject: str, headers: dict[str, str], variables: dict) -> None:
+    """A recipient variable that lands in a header must not smuggle in a line break (header
+    injection); the placeholders used in the subject and headers are checked per recipient."""
+    keys = {key for text in (subject, *headers.values()) for key in _PLACEHOLDER.findall(text) if key}
+    if not keys:
+        return
+    for address, values in variables.items():
+        for key in keys:
+            value = values.get(key)
+            if isinstance(value, str) and ("\r" in value or "\n" in value):
+                raise Rejected(400, f"recipient variable '{key}' of {address} would break a header line")
 
 
 def by_address(recipient_variables: Mapping[str, dict] | None) -> dict[str, dict] | None:

@@ -170,6 +170,20 @@ def post_raw(local_provider, data, files=None):
             "'h:X-Evil' is not a valid header",
         ),
         (
+            {
+                "from": "a@example.com",
+                "to": "ann@example.org",
+                "text": "x",
+                "h:List-Unsubscribe": "<%recipient.h:List-Unsubscribe%>",
+                "recipient-variables": '{"ann@example.org": {"h:List-Unsubscribe": "https://a/\\r\\nBcc: x@y.z"}}',
+            },
+            "recipient variable 'h:List-Unsubscribe' of ann@example.org would break a header line",
+        ),
+        (
+            {"from": "a@example.com\r\nBcc: x@y.z", "to": "ann@example.org", "text": "x"},
+            "'from' parameter is not a valid address",
+        ),
+        (
             {"from": "a@example.com", "to": [f"r{n}@example.org" for n in range(1001)], "text": "x"},
             "Too many recipients: 1001, the maximum is 1000",
         ),
