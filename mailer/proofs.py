@@ -1,7 +1,8 @@
 """Proofs: an edition as one subscriber will see it, in the browser or as a test email.
 
-A proof is rendered fresh (never stored, so an edition still being edited is shown as it
-stands) and personalised here with ``apply_merge_data``. A test email goes to one address
+A proof of a draft or scheduled edition is rendered fresh (never stored, so an edition still
+being edited is shown as it stands); once sending has begun, the stored rendering is shown,
+exactly as it went out. Either way it is personalised here with ``apply_merge_data``. A test email goes to one address
 through the same provider as the real send, with "[TEST]" before the subject, and leaves no
 trace in the delivery ledger.
 """
@@ -14,8 +15,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from mailer.models import Digest
-from mailer.rendering import apply_merge_data, build_segment, recipient_merge_data, sample_merge_data
+from mailer.models import Digest, RenderedSegment
+from mailer.rendering import (
+    apply_merge_data,
+    build_segment,
+    parse_segment_key,
+    recipient_merge_data,
+    sample_merge_data,
+    segment_key_for,
+)
 from subscribers.models import Subscriber
 
 MAX_ADDRESS_LENGTH = 254
@@ -39,7 +47,14 @@ def make_proof(
     """The edition for ``segment_key`` with every placeholder filled: for ``subscriber`` when
     given (their own links), otherwise for a sample reader called ``name``.
     Raises ``rendering.InvalidSegment``."""
-    content = build_segment(digest, segment_key)
+    content = None
+    if digest.status not in (Digest.Status.DRAFT, Digest.Status.SCHEDULED):
+        # Once sending has begun, show what was actually compiled and sent.
+        content = RenderedSegment.objects.filter(
+            digest_id=digest.pk, segment_key=segment_key_for(parse_segment_key(segment_key))
+        ).first()
+    if content is None:
+        content = build_segment(digest, segment_key)
     if subscriber is not None:
         data = recipient_merge_data(
             subscriber_uuid=subscriber.uuid, name=subscriber.name, digest_id=digest.pk

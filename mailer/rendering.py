@@ -108,10 +108,17 @@ def _merge_fields() -> dict[str, str]:
     return {key: merge_field(key) for key in MERGE_KEYS}
 
 
+# C0 controls other than tab and newline, DEL and C1 controls: meaningless in an email, and
+# MJML's parser refuses the whole template when one appears.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _defuse(text: str) -> str:
-    """Break any of our placeholders inside outside text (an article titled
-    ``%recipient.unsubscribe_url%`` must not be filled in by the provider): a word joiner after
-    the first character keeps it readable and makes it match nothing."""
+    """Make outside text safe to put in a template, before escaping: control characters go,
+    and any of our placeholders is broken (an article titled ``%recipient.unsubscribe_url%``
+    must not be filled in by the provider): a word joiner after its first character keeps it
+    readable and makes it match nothing."""
+    text = _CONTROLS.sub("", text)
     for placeholder in _merge_fields().values():
         if placeholder in text:
             text = text.replace(placeholder, placeholder[0] + "\u2060" + placeholder[1:])

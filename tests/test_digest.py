@@ -171,3 +171,22 @@ def test_send_edition_command_schedules_in_local_time_and_sends_now(settings):
     assert Digest.objects.get(pk=digest.pk).status == S.SENDING
     with pytest.raises(CommandError, match="Only a draft or a scheduled"):
         call_command("send_edition", str(digest.pk))
+
+
+def test_articles_ingested_from_a_feed_become_one_instant_alert_each(django_capture_on_commit_callbacks):
+    from mailer.articles import ingest_entries
+    from mailer.feeds import ArticleData
+
+    SubscriberFactory(frequency=Frequency.INSTANT)
+    entries = [
+        ArticleData(url="https://example.com/news/a/", title="First story", guid="a"),
+        ArticleData(url="https://example.com/news/b/", title="Second story", guid="b"),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_entries(None, entries)
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_entries(None, entries)  # read again: nothing new, no new alert
+
+    alerts = Digest.objects.filter(frequency=Frequency.INSTANT).order_by("id")
+    assert [a.subject for a in alerts] == ["First story", "Second story"]
+    assert all(alert.articles.count() == 1 for alert in alerts)

@@ -5,6 +5,9 @@ import re
 
 import pytest
 from django.test import override_settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from mailer import rendering
 from mailer.models import Digest, DigestArticle, RenderedSegment
@@ -235,3 +238,63 @@ def test_render_digest_command_writes_the_file_and_prints_the_time(tmp_path):
         call_command("render_digest", str(digest.pk), "--segment", "x", "--out", str(out))
     with pytest.raises(CommandError, match="no edition"):
         call_command("render_digest", "999999", "--out", str(out))
+
+
+def test_rendering_costs_the_same_few_queries_for_any_number_of_articles(topics):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    politics, _ = topics
+    counts = []
+    for size in (2, 30):
+        articles = [ArticleFactory() for _ in range(size)]
+        for article in articles[::2]:
+            article.topics.set([politics])
+        digest = make_digest(*articles)
+        with CaptureQueriesContext(connection) as queries:
+            rendered = render_segment(digest, str(politics.pk))
+        assert rendered.article_count == size  # half of the topic, half for everyone
+        counts.append(len(queries))
+        with CaptureQueriesContext(connection) as again:
+            render_segment(digest, str(politics.pk))
+        assert len(again) == 1  # stored: one lookup
+    assert counts[0] == counts[1] <= 10
+
+
+# Text as a database stores it (PostgreSQL refuses NUL), with markup-ish characters favoured.
+TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("<>&\"'/=:% "), st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+    ),
+)
+
+
+def tag_names(page: str) -> set[str]:
+    return {t.lower() for t in re.findall(r"<\s*([a-zA-Z][\w:-]*)", page)}
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(
+    title=TEXT.filter(str.strip).map(lambda t: t[:80]),
+    excerpt=st.one_of(
+        TEXT.map(lambda t: t[:200]),
+        st.sampled_from(
+            ["<script>alert(1)</script>", '<a href="javascript:x">y</a>', "</mj-text><mj-raw>x</mj-raw>"]
+        ),
+    ),
+    author=TEXT.map(lambda t: t[:40]),
+)
+def test_any_article_text_comes_out_escaped(title, excerpt, author):
+    from django.db import transaction
+
+    with transaction.atomic():
+        article = ArticleFactory(title=title, excerpt=excerpt, author=author)
+        digest = make_digest(article)
+        content = build_segment(digest, "")
+        plain = build_segment(make_digest(ArticleFactory(title="x", excerpt="", author="x")), "")
+        transaction.set_rollback(True)
+    # No markup from outside survives except the excerpt's allow-listed tags.
+    assert tag_names(content.html) <= tag_names(plain.html) | rendering.EXCERPT_TAGS
+    assert "javascript:" not in content.html.lower()
+    assert "%recipient.unsubscribe_url%" in content.html
+    assert content.html.count('href="%recipient.unsubscribe_url%"') == 1
