@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DEVELOPMENT_SECRET_KEY, SECRET_KEY, SITE_URL
+from .base import DEVELOPMENT_SECRET_KEY, MIDDLEWARE, SECRET_KEY, SITE_URL
 from .env import env_bool, env_int
 
 if not SECRET_KEY or SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 40:
@@ -23,5 +23,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content-Security-Policy on every response (config/security.py has the policy and why).
+_after = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE = [*MIDDLEWARE[:_after], "config.security.ContentSecurityPolicyMiddleware", *MIDDLEWARE[_after:]]
 if not SITE_URL.startswith("https://"):
     raise ImproperlyConfigured("SITE_URL must be an https:// address in production.")
