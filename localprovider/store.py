@@ -315,8 +315,9 @@ class Store:
                 clauses.append("m.id < ?")
                 params.append(before)
             join = ""
-            if subject:
-                # Prefilter in SQL; personalised subjects are checked after expansion.
+            if subject and subject.isascii():
+                # Prefilter in SQL (its lower() knows only ASCII); personalised subjects are
+                # checked after expansion.
                 join = " JOIN calls c ON c.id = m.call_id"
                 clauses.append("(instr(lower(c.subject), ?) > 0 OR instr(c.subject, '%recipient') > 0)")
                 params.append(subject.lower())
@@ -329,12 +330,14 @@ class Store:
             if not rows:
                 break
             before = rows[-1]["id"]
-            for message in self.expand_rows(rows):
-                if subject and subject.lower() not in message["subject"].lower():
-                    continue
-                found.append(message)
-                if len(found) >= limit:
-                    break
+            if subject:
+                # Personalise the envelope first; bodies only for the messages that match.
+                wanted = subject.lower()
+                matching = {
+                    m["id"] for m in self.expand_rows(rows, bodies=False) if wanted in m["subject"].lower()
+                }
+                rows = [row for row in rows if row["id"] in matching]
+            found.extend(self.expand_rows(rows[: limit - len(found)]))
         return found
 
     def stats(self) -> dict:

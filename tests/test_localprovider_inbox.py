@@ -182,3 +182,11 @@ def test_the_fast_form_decoder_agrees_or_steps_aside_on_raw_input(raw):
     # None sends the body to werkzeug's parser; an answer must be the standard library's.
     if decoded is not None:
         assert decoded == parse_qsl(raw, keep_blank_values=True)
+
+
+def test_the_subject_filter_ignores_case_beyond_ascii(local_provider):
+    send_mail("Édition du matin", "x", "newsletter@example.com", ["ann@example.org"])
+    send_mail("Evening edition", "x", "newsletter@example.com", ["ann@example.org"])
+
+    assert [m["subject"] for m in local_provider.messages(subject="édition")] == ["Édition du matin"]
+    assert [m["subject"] for m in local_provider.messages(subject="EDITION")] == ["Evening edition"]
