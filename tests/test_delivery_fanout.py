@@ -158,3 +158,21 @@ def test_paused_or_cancelled_editions_are_not_started():
         digest = make_edition(status=status)
         assert not sending.start_edition(digest.pk).started
         assert not Delivery.objects.filter(digest=digest).exists()
+
+
+def test_each_batch_is_queued_once_and_a_rerun_queues_the_ones_still_pending(settings, monkeypatch):
+    settings.PROVIDER_BATCH_SIZE = 40
+    monkeypatch.setattr(fanout, "PAGE_SIZE", 50)
+    queued: list[int] = []
+    monkeypatch.setattr(fanout.queue, "queue_batches", lambda ids: queued.extend(ids))
+    add_subscribers(130)
+    digest = make_edition()
+
+    sending.start_edition(digest.pk)
+    batches = list(Batch.objects.filter(digest=digest).order_by("id").values_list("id", flat=True))
+    assert sorted(queued) == batches  # each once, as it was sealed
+
+    queued.clear()
+    Batch.objects.filter(pk=batches[0]).update(status=Batch.Status.SENT)
+    sending.start_edition(digest.pk)  # a redelivered fan-out task
+    assert sorted(queued) == batches[1:]
