@@ -1,6 +1,7 @@
 """The editors' screens for sources and articles: pages load, actions work, input is sanitised."""
 
 import re
+import time
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -216,3 +217,21 @@ def test_adding_a_stored_article_again_is_refused(editor):
     assert response.status_code == 200
     assert "This article is already stored." in response.content.decode()
     assert Article.objects.count() == 1
+
+
+@pytest.mark.worker
+def test_poll_now_for_many_sources_queues_them_for_the_worker(editor, celery_worker, feed_server, settings):
+    settings.FEED_TIMEOUT = 2
+    sources = [
+        SourceFactory(url=feed_server.add(f"/f{n}/", wp_feed(wp_item(n, guid=f"urn:{n}")))) for n in range(4)
+    ]
+    response = editor.post(
+        "/admin/mailer/source/",
+        {"action": "poll_now", "_selected_action": [s.id for s in sources]},
+        follow=True,
+    )
+    assert "4 sources queued for polling" in response.content.decode()
+    deadline = time.monotonic() + 20
+    while Article.objects.count() < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert Article.objects.count() == 4

@@ -1,5 +1,6 @@
 """Polling a feed source over real HTTP: conditional GETs, updates, failures recorded, locks."""
 
+import gzip
 from datetime import timedelta
 
 import pytest
@@ -258,3 +259,19 @@ def test_site_feed_setting_creates_its_source(db, feed_server, fast_feeds):
     source = Source.objects.get(url=fast_feeds.FEED_URL)
     assert source.kind == Source.Kind.FEED
     assert Article.objects.get().source == source
+
+
+def test_compressed_bomb_is_cut_off_at_the_decompressed_size(db, feed_server, fast_feeds):
+    bomb = gzip.compress(b"<rss><channel>" + b" " * (4 * 1024 * 1024))
+    assert len(bomb) < fast_feeds.FEED_MAX_BYTES  # small on the wire
+    url = feed_server.add("/feed/", bomb, headers={"Content-Encoding": "gzip"})
+    source = source_for(url)
+    assert poll_source(source.id).outcome == PollOutcome.FAILED
+    _assert_failed(source, "larger than the limit")
+
+
+def test_redirects_are_followed_and_links_resolve_against_the_final_address(db, feed_server, fast_feeds):
+    final = feed_server.add("/new/feed/", wp_feed(wp_item(1, link="story/")))
+    source = source_for(feed_server.add("/old-feed/", status=301, headers={"Location": final}))
+    assert poll_source(source.id).outcome == PollOutcome.FETCHED
+    assert Article.objects.get().url == feed_server.url("/new/feed/story/")

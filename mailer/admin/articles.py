@@ -15,8 +15,10 @@ from mailer.models import Article, Source
 from mailer.polling import PollOutcome, poll_interval, poll_source
 from mailer.sanitize import clean_html, plain_text, safe_url, trim_excerpt
 from mailer.signals import articles_published
+from mailer.tasks.feeds import ingest_source
 
-POLL_NOW_LIMIT = 20
+# Sources polled during the request (with feedback at once); more are queued for the worker.
+POLL_INLINE_LIMIT = 3
 
 
 class SourceForm(forms.ModelForm):
@@ -101,12 +103,17 @@ class SourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Poll now")
     def poll_now(self, request, queryset):
-        feeds = list(queryset.filter(kind=Source.Kind.FEED).order_by("id")[: POLL_NOW_LIMIT + 1])
+        feeds = list(queryset.filter(kind=Source.Kind.FEED).order_by("id"))
         if not feeds:
             self.message_user(request, "Only feed sources can be polled.", messages.WARNING)
             return
-        if len(feeds) > POLL_NOW_LIMIT:
-            self.message_user(request, f"At most {POLL_NOW_LIMIT} sources at a time.", messages.WARNING)
+        if len(feeds) > POLL_INLINE_LIMIT:
+            # Fetching many feeds could outlast the request: the worker does it, the list shows it.
+            for source in feeds:
+                ingest_source.delay(source.id, force=True)
+            self.message_user(
+                request, f"{len(feeds)} sources queued for polling; their status updates here as they finish."
+            )
             return
         for source in feeds:
             result = poll_source(source.id, force=True)
