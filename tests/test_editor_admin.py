@@ -291,3 +291,70 @@ def test_schedules_admin_computes_the_next_run_and_validates(editor):
     schedule = Schedule.objects.get(name="Morning")
     assert schedule.next_run_at > timezone.now()
     assert editor.get(reverse("admin:mailer_schedule_changelist")).status_code == 200
+
+
+def test_choosing_the_same_article_twice_is_an_error_not_a_crash(editor):
+    digest = edition("Only one")
+    link = DigestArticle.objects.get(digest=digest)
+    other = ArticleFactory()
+    response = editor.post(
+        url("change", digest),
+        {
+            "subject": digest.subject,
+            "preview_text": "",
+            "intro": "",
+            "digestarticle_set-TOTAL_FORMS": "3",
+            "digestarticle_set-INITIAL_FORMS": "1",
+            "digestarticle_set-0-id": str(link.pk),
+            "digestarticle_set-0-digest": str(digest.pk),
+            "digestarticle_set-0-article": str(link.article_id),
+            "digestarticle_set-0-position": "0",
+            "digestarticle_set-1-digest": str(digest.pk),
+            "digestarticle_set-1-article": str(other.pk),
+            "digestarticle_set-1-position": "1",
+            "digestarticle_set-2-digest": str(digest.pk),
+            "digestarticle_set-2-article": str(link.article_id),
+            "digestarticle_set-2-position": "2",
+        },
+    )
+    assert response.status_code == 200
+    assert "Please correct" in response.content.decode()
+    assert DigestArticle.objects.filter(digest=digest).count() == 1
+
+
+def test_editor_reorders_articles_on_the_page(editor):
+    digest = edition("First", "Second")
+    first, second = DigestArticle.objects.filter(digest=digest).order_by("position")
+    response = editor.post(
+        url("change", digest),
+        {
+            "subject": "Renamed",
+            "preview_text": "",
+            "intro": "",
+            "digestarticle_set-TOTAL_FORMS": "2",
+            "digestarticle_set-INITIAL_FORMS": "2",
+            "digestarticle_set-0-id": str(first.pk),
+            "digestarticle_set-0-digest": str(digest.pk),
+            "digestarticle_set-0-article": str(first.article_id),
+            "digestarticle_set-0-position": "5",
+            "digestarticle_set-1-id": str(second.pk),
+            "digestarticle_set-1-digest": str(digest.pk),
+            "digestarticle_set-1-article": str(second.article_id),
+            "digestarticle_set-1-position": "1",
+        },
+    )
+    assert response.status_code == 302
+    ordered = DigestArticle.objects.filter(digest=digest).order_by("position")
+    assert [link.article.title for link in ordered] == ["Second", "First"]
+    assert Digest.objects.get(pk=digest.pk).subject == "Renamed"
+
+
+def test_a_sent_edition_is_read_only_and_cannot_be_deleted(editor):
+    digest = edition("Went out", status=S.SENT, started_at=timezone.now())
+    page = editor.get(url("change", digest)).content.decode()
+    assert 'name="subject"' not in page
+    assert editor.get(url("delete", digest)).status_code == 403
+    assert Digest.objects.filter(pk=digest.pk).exists()
+    draft = edition("Not yet")
+    assert editor.post(url("delete", draft), {"post": "yes"}).status_code == 302
+    assert not Digest.objects.filter(pk=draft.pk).exists()

@@ -172,6 +172,17 @@ class DigestAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_articles=Count("digestarticle"))
 
+    def has_delete_permission(self, request, obj=None):
+        # An edition that started sending is the record of what went to whom: it stays.
+        if obj is not None and obj.started_at is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through the guarded page
+        return actions
+
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
