@@ -212,3 +212,26 @@ def test_any_bytes_either_parse_or_are_refused_cleanly(body):
     for entry in parsed.entries:
         assert entry.url.startswith(("http://", "https://"))
         assert entry.published_at <= NOW
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The DOCTYPE hidden behind things that look like the start of the root element or CDATA.
+        '<?xml version="1.0"?><!-- <rss --><!DOCTYPE rss [<!ENTITY a "x">]><rss version="2.0"><channel/></rss>',
+        '<?pi <![CDATA[?><!DOCTYPE rss [<!ENTITY a "x">]><rss version="2.0"><channel>]]></channel></rss>',
+        '<!DOCTYPE rss SYSTEM "<![CDATA[" [<!ENTITY a "x">]><rss version="2.0"><channel>]]></channel></rss>',
+        # Not well-formed, so expat gives up: the text check still finds the declaration.
+        '<!DOCTYPE rss [<!ENTITY a "&a;&a;"> <<>]><rss version="2.0"></rss>',
+    ],
+    ids=["comment", "processing-instruction", "system-id", "malformed"],
+)
+def test_hidden_entity_declarations_are_found(body):
+    with pytest.raises(FeedRejected, match="entities"):
+        parse(body)
+
+
+def test_entity_talk_inside_cdata_is_just_text(db):
+    feed = wp_feed(wp_item(1, description="<p>How <!ENTITY declarations work in XML.</p>"))
+    entries = parse(feed).entries
+    assert len(entries) == 1
