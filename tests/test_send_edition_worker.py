@@ -160,3 +160,53 @@ def test_an_outage_pauses_the_edition_and_it_resumes_by_itself(celery_worker, lo
     stats = assert_exactly_once(local_provider, 300)
     assert stats["by_status"].get("503", 0) >= 3
     assert not Delivery.objects.filter(digest=digest).exclude(status=Delivery.Status.SENT).exists()
+
+
+def test_editor_pause_stops_the_send_and_resume_finishes_it_exactly_once(
+    celery_worker, local_provider, settings
+):
+    settings.PROVIDER_BATCH_SIZE = 50
+    add_subscribers(1000)
+    digest = make_edition()
+    local_provider.set_faults(latency_ms=100)
+
+    start_edition.delay(digest.pk)
+    local_provider.wait_for(200, timeout=20)
+    assert sending.pause_edition(digest.pk)
+    time.sleep(0.5)  # calls already under way finish and are recorded
+    paused_at = local_provider.stats()["messages"]
+    time.sleep(1)
+    assert local_provider.stats()["messages"] == paused_at < 1000
+    digest.refresh_from_db()
+    assert digest.status == Digest.Status.PAUSED
+    assert Delivery.objects.filter(digest=digest, status=Delivery.Status.SENT).count() == paused_at
+
+    assert sending.resume_edition(digest.pk)
+
+    wait_until_finished(digest)
+    assert_exactly_once(local_provider, 1000)
+
+
+def test_a_provider_that_keeps_failing_fails_the_batch_with_the_reason_after_the_retries(
+    celery_worker, local_provider, settings
+):
+    settings.PROVIDER_BATCH_SIZE = 50
+    settings.DELIVERY_MAX_RETRIES = 2
+    settings.PROVIDER_OUTAGE_THRESHOLD = 0  # no automatic pause: see the retries run out
+    add_subscribers(60)
+    digest = make_edition()
+    local_provider.set_faults(error_rate=1.0, status_codes=[502])
+
+    start_edition.delay(digest.pk)
+
+    wait_until_finished(digest)
+    assert local_provider.stats()["calls"] == 6  # two batches, three attempts each
+    errors = set(Delivery.objects.filter(digest=digest).values_list("status", "error"))
+    assert errors == {
+        (
+            Delivery.Status.FAILED,
+            "The provider kept failing (HTTP 502: Bad gateway); gave up after 3 attempts.",
+        )
+    }
+    figures = selectors.edition_figures(digest.pk)
+    assert (figures["failed"], figures["total"]) == (60, 60)
