@@ -12,6 +12,11 @@ Answers are JSON: 201 ``{"id", "status": "created", ...}`` for a new article, 20
 400 ``{"error", "field"}`` naming the first bad field; 401 without a valid token; 405 for
 anything but POST; 413 over ``ARTICLE_API_MAX_BYTES``; 429 over ``ARTICLE_API_RATE_LIMIT``
 requests per minute per token. Nothing is stored unless the answer is 200 or 201.
+
+Send the guid the site's feed carries, so the API and the feed name one article (without a
+guid, the URL is the key; an article already stored at the same URL is updated either way).
+``published_at`` defaults to now and is never later than now; ``excerpt`` and ``html`` are
+sanitised (see ``mailer.sanitize``), the other text fields stored as plain text.
 """
 
 import json
