@@ -171,6 +171,25 @@ def set_articles(digest: Digest, article_ids: Sequence[int]) -> None:
         locked.renderings.all().delete()
 
 
+def add_new_articles(digest: Digest, *, now: datetime | None = None) -> int:
+    """Append to a draft the articles published since it was made that an edition would take
+    by default and it does not have yet (newest first, after the editor's choice). Returns how
+    many were added; calling it again adds nothing new. Raises ``EditionNotEditable``."""
+    now = now or timezone.now()
+    current = list(
+        DigestArticle.objects.filter(digest=digest)
+        .order_by("position", "id")
+        .values_list("article_id", flat=True)
+    )
+    fresh = default_articles(frequency=digest.frequency, until=now, exclude_digest_id=digest.pk)
+    added = [a.pk for a in fresh if a.pk not in set(current)][: max(0, MAX_ARTICLES - len(current))]
+    if added:
+        set_articles(digest, current + added)
+    elif digest.status not in EDITABLE_STATUSES:
+        raise EditionNotEditable(f"A {digest.get_status_display().lower()} edition cannot be changed.")
+    return len(added)
+
+
 # --- An editor's moves ------------------------------------------------------------------------
 
 

@@ -358,3 +358,16 @@ def test_a_sent_edition_is_read_only_and_cannot_be_deleted(editor):
     draft = edition("Not yet")
     assert editor.post(url("delete", draft), {"post": "yes"}).status_code == 302
     assert not Digest.objects.filter(pk=draft.pk).exists()
+
+
+def test_add_new_articles_to_a_draft(editor):
+    old = ArticleFactory(title="Chosen earlier", published_at=timezone.now() - timedelta(hours=5))
+    digest = DigestFactory()
+    DigestArticle.objects.create(digest=digest, article=old, position=0)
+    fresh = ArticleFactory(title="Just published", published_at=timezone.now() - timedelta(minutes=5))
+    assert editor.post(url("add_new_articles", digest)).status_code == 302
+    titles = [link.article.title for link in DigestArticle.objects.filter(digest=digest).order_by("position")]
+    assert titles == ["Chosen earlier", "Just published"]
+    assert fresh.pk in {a.pk for a in digest.articles.all()}
+    editor.post(url("add_new_articles", digest))
+    assert DigestArticle.objects.filter(digest=digest).count() == 2

@@ -281,6 +281,7 @@ class DigestAdmin(admin.ModelAdmin):
             "resume": self.do_resume,
             "retry-failed": self.do_retry_failed,
             "send-test": self.do_send_test,
+            "add-new-articles": self.do_add_new_articles,
         }
         urls = [
             route("preview", self.preview_view, "preview"),
@@ -335,6 +336,14 @@ class DigestAdmin(admin.ModelAdmin):
         digests.schedule_edition(digest, when=when)
         local = timezone.localtime(when, publisher_zone())
         return f"Scheduled for {local:%A %d %B %Y at %H:%M} ({publisher_zone().key})."
+
+    def do_add_new_articles(self, request, digest: Digest) -> str:
+        if digest.status != S.DRAFT:
+            raise ActionRefused("Only a draft can be changed.", 409)
+        added = digests.add_new_articles(digest)
+        return (
+            f"{added} new article{'s' if added != 1 else ''} added at the end." if added else "Nothing new."
+        )
 
     def do_send_now(self, request, digest: Digest) -> str:
         digests.send_now(digest)
