@@ -286,6 +286,21 @@ def apply_topics_from_categories(article: Article) -> None:
     article.topics.set(topics_for(article.categories, topic_index()))
 
 
+def remap_topics(article_ids: Iterable[int]) -> int:
+    """Replace the topics of the given articles by those their categories map to now (after
+    editors changed topics' category lines). Returns how many articles were remapped."""
+    index = topic_index()
+    ids = list(article_ids)
+    count = 0
+    with transaction.atomic():
+        for start in range(0, len(ids), CHUNK):
+            chunk = Article.objects.filter(pk__in=ids[start : start + CHUNK]).values_list("id", "categories")
+            mapping = {pk: topics_for(categories, index) for pk, categories in chunk}
+            _set_topics(mapping, replace=True)
+            count += len(mapping)
+    return count
+
+
 # --- API sources --------------------------------------------------------------------------------
 
 TOKEN_PREFIX = "nl_"  # noqa: S105 (a marker, not a secret)

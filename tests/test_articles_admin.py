@@ -235,3 +235,14 @@ def test_poll_now_for_many_sources_queues_them_for_the_worker(editor, celery_wor
     while Article.objects.count() < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert Article.objects.count() == 4
+
+
+def test_topics_can_be_set_from_categories_again(editor):
+    article = ArticleFactory(categories=["Rugby"])
+    sport = TopicFactory(slug="sport", name="Sport", categories="Rugby\nFootball")
+    assert not article.topics.exists()
+    response = editor.post(
+        "/admin/mailer/article/", {"action": "remap_topics", "_selected_action": [article.id]}, follow=True
+    )
+    assert "Topics set from categories for 1 articles." in response.content.decode()
+    assert list(article.topics.all()) == [sport]

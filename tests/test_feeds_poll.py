@@ -1,11 +1,14 @@
 """Polling a feed source over real HTTP: conditional GETs, updates, failures recorded, locks."""
 
 import gzip
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from mailer.models import Article, DigestArticle, Source
@@ -275,3 +278,27 @@ def test_redirects_are_followed_and_links_resolve_against_the_final_address(db, 
     source = source_for(feed_server.add("/old-feed/", status=301, headers={"Location": final}))
     assert poll_source(source.id).outcome == PollOutcome.FETCHED
     assert Article.objects.get().url == feed_server.url("/new/feed/story/")
+
+
+def test_concurrent_polls_of_one_source_fetch_once(transactional_db, feed_server, fast_feeds):
+    fast_feeds.FEED_TIMEOUT = 5
+    url = feed_server.add("/feed/", wp_feed(wp_item(1)), delay=1.0)
+    source = source_for(url)
+    results = []
+
+    def poll_in_thread():
+        try:
+            results.append(poll_source(source.id, force=True).outcome)
+        finally:
+            connection.close()  # this thread's own connection
+
+    first = threading.Thread(target=poll_in_thread)
+    first.start()
+    deadline = time.monotonic() + 5
+    while not feed_server.requests and time.monotonic() < deadline:  # the first is fetching now
+        time.sleep(0.01)
+    results.append(poll_source(source.id, force=True).outcome)
+    first.join()
+    assert sorted(results) == sorted([PollOutcome.BUSY, PollOutcome.FETCHED])
+    assert len(feed_server.requests) == 1
+    assert Article.objects.count() == 1

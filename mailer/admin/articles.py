@@ -10,7 +10,14 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from mailer.articles import AUTHOR_MAX, TITLE_MAX, apply_topics_from_categories, article_key, issue_api_token
+from mailer.articles import (
+    AUTHOR_MAX,
+    TITLE_MAX,
+    apply_topics_from_categories,
+    article_key,
+    issue_api_token,
+)
+from mailer.articles import remap_topics as remap_article_topics
 from mailer.models import Article, Source
 from mailer.polling import PollOutcome, poll_interval, poll_source
 from mailer.sanitize import clean_html, plain_text, safe_url, trim_excerpt
@@ -230,6 +237,7 @@ class ArticleAdmin(admin.ModelAdmin):
     date_hierarchy = "published_at"
     filter_horizontal = ["topics"]
     readonly_fields = ["created_at", "updated_at", "alerted_at", "excerpt_preview"]
+    actions = ["remap_topics"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("topics")
@@ -251,6 +259,11 @@ class ArticleAdmin(admin.ModelAdmin):
     def excerpt_preview(self, article: Article) -> str:
         # Stored excerpts are sanitised on the way in (feed, API, this form).
         return mark_safe(f"<div>{clean_html(article.excerpt)}</div>") if article.excerpt else "—"
+
+    @admin.action(description="Set topics from categories again")
+    def remap_topics(self, request, queryset):
+        count = remap_article_topics(queryset.values_list("id", flat=True))
+        self.message_user(request, f"Topics set from categories for {count} articles.")
 
     def save_model(self, request, obj, form, change):
         if not change:
