@@ -144,7 +144,12 @@ def _over_rate_limit(source: Source) -> int:
     now = time.time()
     key = f"articles-api:{source.pk}:{int(now // window)}"
     cache.add(key, 0, timeout=window * 2)
-    if cache.incr(key) > settings.ARTICLE_API_RATE_LIMIT:
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the key expired between add and incr: this call opens a new count
+        cache.add(key, 1, timeout=window * 2)
+        count = 1
+    if count > settings.ARTICLE_API_RATE_LIMIT:
         return int(window - now % window) + 1
     return 0
 
