@@ -122,7 +122,8 @@ STORAGES = {
 }
 
 # --- Email: django-anymail; the provider is configuration -----------------------------------
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "anymail.backends.mailgun.EmailBackend")
+# Anymail's Mailgun backend with cheaper 1,000-recipient batch calls (same API and payload).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "mailer.sending.mailgun.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{PUBLICATION_NAME} <newsletter@example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Address for mailto: List-Unsubscribe; empty leaves the https URL alone.
