@@ -135,7 +135,7 @@ def recipient_merge_data(
     is credited to it, and contain no character HTML would need escaped. Cheap: two HMACs.
     """
     links = recipient_links(subscriber_uuid, digest_id)
-    name = " ".join((name or "").split())
+    name = " ".join(_CONTROLS.sub("", name or "").split())
     greeting = f"Hello {name}," if name else "Hello,"
     return {
         "name": name,

@@ -371,3 +371,27 @@ def test_add_new_articles_to_a_draft(editor):
     assert fresh.pk in {a.pk for a in digest.articles.all()}
     editor.post(url("add_new_articles", digest))
     assert DigestArticle.objects.filter(digest=digest).count() == 2
+
+
+def test_renaming_a_schedule_keeps_its_next_run(editor):
+    due = (timezone.now() - timedelta(seconds=20)).replace(microsecond=0)  # due, not yet ticked
+    schedule = Schedule.objects.create(
+        name="Morning", frequency=Frequency.DAILY, send_time=due.time(), time_zone="UTC", next_run_at=due
+    )
+    data = {
+        "name": "Morning briefing",
+        "frequency": Frequency.DAILY,
+        "weekday": "",
+        "send_time": schedule.send_time.strftime("%H:%M:%S"),
+        "time_zone": "UTC",
+        "initial-time_zone": "UTC",  # the page sends it: the field's default is a callable
+        "subject_template": schedule.subject_template,
+        "is_active": "on",
+    }
+    assert editor.post(reverse("admin:mailer_schedule_change", args=[schedule.pk]), data).status_code == 302
+    schedule.refresh_from_db()
+    assert schedule.name == "Morning briefing" and schedule.next_run_at == due
+    data["send_time"] = "23:59"
+    editor.post(reverse("admin:mailer_schedule_change", args=[schedule.pk]), data)
+    schedule.refresh_from_db()
+    assert schedule.next_run_at > timezone.now()

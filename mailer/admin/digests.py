@@ -475,5 +475,9 @@ class ScheduleAdmin(admin.ModelAdmin):
         return f"{local:%a %d %b %Y %H:%M %Z}"
 
     def save_model(self, request, obj: Schedule, form, change):
-        schedules.refresh_next_run(obj, now=timezone.now())
+        # Only a change of timing moves the next run: renaming a schedule a few seconds after
+        # its run time, before the tick, must not skip today's edition.
+        timing = {"frequency", "weekday", "send_time", "time_zone", "is_active"}
+        if not change or obj.next_run_at is None or timing & set(form.changed_data):
+            schedules.refresh_next_run(obj, now=timezone.now())
         super().save_model(request, obj, form, change)
