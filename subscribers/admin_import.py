@@ -3,7 +3,8 @@
 - ``/admin/subscribers/subscriber/import/``: upload a CSV and state the consent basis; the file
   is checked first (a dry run: what would be created, updated, left alone, and every row error
   with its line), then imported in one transaction when the editor confirms. The checked file
-  waits in the cache (Redis) between the two steps, tied to the editor who uploaded it.
+  waits in the cache (Redis) between the two steps, tied to the editor who uploaded it; a large
+  one is imported by a worker while ``import/<token>/`` shows the progress.
 - ``/admin/subscribers/subscriber/export/?<the list's query string>``: the subscribers the list
   shows with the same filters and search, as a streamed CSV.
 
@@ -18,19 +19,20 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from subscribers import exports
+from subscribers import exports, import_jobs
 from subscribers.imports import ConsentBasis, ImportRefused, import_subscribers
 from subscribers.models import Subscriber
 
 # Larger files go through ``manage.py import_subscribers`` (a progress bar, no request timeout).
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-CHECKED_FILE_SECONDS = 30 * 60
+# A checked file with more rows than this is imported by a worker, with a progress page.
+BACKGROUND_ROWS = 5000
 
 
 class ImportForm(forms.Form):
@@ -112,10 +114,13 @@ def import_view(request):
     token = ""
     if report.ok:
         token = secrets.token_urlsafe(16)
-        cache.set(
+        import_jobs.stash(
             _stash_key(request, token),
-            {"content": content, "basis": basis, "wording": wording, "name": form.cleaned_data["file"].name},
-            CHECKED_FILE_SECONDS,
+            content=content,
+            basis=basis,
+            wording=wording,
+            name=form.cleaned_data["file"].name,
+            rows=report.rows,
         )
     return TemplateResponse(
         request,
@@ -126,28 +131,52 @@ def import_view(request):
 
 
 def _import_checked(request, template):
-    key = _stash_key(request, request.POST.get("token", "")[:64])
-    stash = cache.get(key)
-    if stash is None:
+    token = request.POST.get("token", "")[:64]
+    key = _stash_key(request, token)
+    found = import_jobs.checked(key)
+    if found is None:
         messages.error(
             request, "The checked file is no longer waiting (it expires after 30 minutes); upload it again."
         )
         return redirect("subscriber_import")
+    if found["rows"] > BACKGROUND_ROWS:
+        # A worker imports it while the editor watches the progress (no request timeout).
+        import_jobs.queue(key)
+        return redirect("subscriber_import_progress", token=token)
     try:
         report = import_subscribers(
-            io.BytesIO(stash["content"]), basis=stash["basis"], wording=stash["wording"]
+            io.BytesIO(found["content"]), basis=found["basis"], wording=found["wording"]
         )
     except ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("subscriber_import")
     cache.delete(key)
     if not report.committed:  # the database changed since the check and a row no longer fits
-        form = ImportForm(initial={"basis": stash["basis"], "wording": stash["wording"]})
+        form = ImportForm(initial={"basis": found["basis"], "wording": found["wording"]})
         return TemplateResponse(
-            request, template, _context(request, form=form, report=report, filename=stash["name"]), status=400
+            request, template, _context(request, form=form, report=report, filename=found["name"]), status=400
         )
-    messages.success(request, f"{report.summary()} (file: {stash['name']})")
+    messages.success(request, f"{report.summary()} (file: {found['name']})")
     return redirect("admin:subscribers_subscriber_changelist")
+
+
+def progress_view(request, token: str):
+    """The progress of a background import: a page that follows it, or JSON with ?format=json."""
+    if not _model_admin().has_add_permission(request):
+        raise PermissionDenied
+    state = import_jobs.progress(_stash_key(request, token[:64]))
+    if state is None:
+        if request.GET.get("format") == "json":
+            return JsonResponse({"error": "No such import."}, status=404)
+        raise Http404("No such import.")
+    state = {**state, "percent": round(100.0 * state["rows"] / state["total"], 1) if state["total"] else 0.0}
+    if request.GET.get("format") == "json":
+        return JsonResponse(state)
+    return TemplateResponse(
+        request,
+        "admin/subscribers/subscriber/import_progress.html",
+        _context(request, progress=state, title="Importing subscribers"),
+    )
 
 
 def export_view(request):
@@ -172,4 +201,9 @@ urlpatterns = [
         name="subscriber_import",
     ),
     path("export/", admin.site.admin_view(require_GET(export_view)), name="subscriber_export"),
+    path(
+        "import/<str:token>/",
+        admin.site.admin_view(require_GET(progress_view)),
+        name="subscriber_import_progress",
+    ),
 ]

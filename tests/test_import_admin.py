@@ -111,3 +111,42 @@ def test_the_screens_are_for_staff_only(client, django_user_model):
     client.force_login(user)
     assert client.get(URL).status_code == 403
     assert client.get("/admin/subscribers/subscriber/export/").status_code == 403
+
+
+@pytest.mark.worker
+def test_a_large_file_is_imported_by_a_worker_with_progress(admin_client, celery_worker, monkeypatch):
+    import time
+
+    from subscribers import admin_import
+
+    monkeypatch.setattr(admin_import, "BACKGROUND_ROWS", 100)
+    rows = "".join(f"reader{i}@example.org\n" for i in range(1_500))
+    checked = admin_client.post(
+        URL, {"file": upload("email\n" + rows), "basis": ConsentBasis.CONFIRMED_ELSEWHERE, "wording": WORDING}
+    )
+    token = checked.context["token"]
+    response = admin_client.post(URL, {"token": token})
+    progress_url = f"{URL}{token}/"
+    assert response.status_code == 302 and response["Location"] == progress_url
+
+    page = admin_client.get(progress_url)
+    assert page.status_code == 200 and 'id="import-bar"' in page.content.decode()
+    deadline = time.monotonic() + 60
+    state = {}
+    while time.monotonic() < deadline:
+        state = admin_client.get(progress_url + "?format=json").json()
+        if state["state"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert state["state"] == "done", state
+    assert state["rows"] == state["total"] == 1_500 and state["percent"] == 100.0
+    assert state["summary"].startswith("Imported 1500 rows: 1500 created")
+    assert Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).count() == 1_500
+    # Posting the same token again queues nothing more.
+    admin_client.post(URL, {"token": token})
+    assert Subscriber.objects.count() == 1_500
+
+
+def test_progress_of_an_unknown_import_is_a_404(editor):
+    assert editor.get(f"{URL}nothing-here/?format=json").status_code == 404
+    assert editor.get(f"{URL}nothing-here/").status_code == 404

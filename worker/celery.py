@@ -9,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 app = Celery("newsletter")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["subscribers", "mailer"])
+app.autodiscover_tasks(["subscribers"], related_name="import_jobs")  # the admin's large CSV imports
 
 # Schedules live in the database; beat only ticks. A tick claims what is due under a row lock,
 # so two beats (or a restart) never start one edition twice and never lose one.
