@@ -99,7 +99,8 @@ def find_delivery(event: AnymailTrackingEvent) -> Delivery | None:
     one message id at Mailgun)."""
     recipient = (event.recipient or "").strip().lower()
     raw_id = (event.metadata or {}).get("delivery_id")
-    if isinstance(raw_id, str) and raw_id.isdigit():
+    # ASCII digits that fit a bigint: str.isdigit() also takes "²", which int() refuses.
+    if isinstance(raw_id, str) and raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 18:
         delivery = Delivery.objects.select_related("subscriber").filter(pk=int(raw_id)).first()
         if delivery and (delivery.subscriber is None or delivery.subscriber.email.lower() == recipient):
             return delivery
