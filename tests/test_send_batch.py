@@ -310,3 +310,35 @@ def test_a_batch_whose_segment_cannot_be_rendered_fails_with_the_reason(local_pr
     errors = set(Delivery.objects.filter(digest=digest).values_list("error", flat=True))
     assert len(errors) == 1 and errors.pop().startswith("Could not render this edition")
     assert local_provider.stats()["calls"] == 0
+
+
+def test_sweep_restarts_editions_that_lost_their_queued_tasks(local_provider, monkeypatch):
+    queued: dict[str, list] = {"batches": [], "probes": []}
+    monkeypatch.setattr(sending.control.queue, "queue_batches", lambda ids: queued["batches"].extend(ids))
+    monkeypatch.setattr(
+        sending.control.queue, "queue_probe", lambda pk, countdown: queued["probes"].append(pk)
+    )
+    stalled, outage_paused, editor_paused, busy = (
+        fan_out(60),
+        make_edition(),
+        make_edition(),
+        make_edition(),
+    )
+    for digest in (outage_paused, editor_paused, busy):
+        sending.start_edition(digest.pk)
+    long_ago = timezone.now() - timedelta(minutes=30)
+    Digest.objects.update(started_at=long_ago)
+    Digest.objects.filter(pk=outage_paused.pk).update(
+        status=Digest.Status.PAUSED, status_note=sending.outage.OUTAGE_NOTE + " (HTTP 503)."
+    )
+    Digest.objects.filter(pk=editor_paused.pk).update(
+        status=Digest.Status.PAUSED, status_note="Paused by an editor."
+    )
+    Batch.objects.filter(digest=busy).update(submitted_at=timezone.now())  # claimed a moment ago
+    queued["batches"].clear()
+
+    result = sending.control.restart_stalled()
+
+    assert sorted(queued["batches"]) == batch_ids(stalled)
+    assert queued["probes"] == [outage_paused.pk]
+    assert result == {"restarted": 1, "probed": 1}

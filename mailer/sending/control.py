@@ -22,6 +22,8 @@ from subscribers.models import Subscriber
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
+# An edition with no batch claimed or finished for this long has lost its queued tasks.
+STALLED_AFTER = timedelta(minutes=10)
 
 
 def pause_edition(digest_id: int) -> bool:
@@ -149,8 +151,9 @@ def reconcile_uncertain(*, older_than: timedelta | None = None) -> int:
 
 def sweep() -> dict[str, int]:
     """Run by beat every minute: batches held by a worker that died past their lease are queued
-    again, uncertain batches past their window are settled, and editions whose last batch ended
-    without closing them are closed. Cheap when there is nothing to do."""
+    again, uncertain batches past their window are settled, editions whose last batch ended
+    without closing them are closed, and editions that have stalled (their queued tasks lost,
+    say with a Redis restart) are started moving again. Cheap when there is nothing to do."""
     lease = timezone.now() - timedelta(seconds=settings.DELIVERY_BATCH_LEASE)
     stuck = list(
         Batch.objects.filter(
@@ -165,4 +168,26 @@ def sweep() -> dict[str, int]:
             "pk", flat=True
         )
     )
-    return {"requeued": len(stuck), "uncertain_failed": failed, "finished": finished}
+    return {"requeued": len(stuck), "uncertain_failed": failed, "finished": finished, **restart_stalled()}
+
+
+def restart_stalled(*, quiet_for: timedelta = STALLED_AFTER) -> dict[str, int]:
+    """Editions with no batch claimed or finished for ``quiet_for``: a sending one gets its
+    unfinished fan-out and its pending batches queued again, an outage-paused one a probe.
+    Queueing twice is harmless (every task is guarded), so this only costs a few messages."""
+    since = timezone.now() - quiet_for
+    restarted = probed = 0
+    live = Digest.objects.filter(
+        status__in=[Digest.Status.SENDING, Digest.Status.PAUSED], started_at__lt=since
+    ).annotate(last_claim=Max("batches__submitted_at"), last_end=Max("batches__finished_at"))
+    for digest in live:
+        if max(filter(None, (digest.last_claim, digest.last_end, digest.started_at))) >= since:
+            continue
+        if digest.status == Digest.Status.SENDING:
+            if not digest.fanout_done:
+                queue.queue_fanout(digest.pk)
+            restarted += bool(requeue_pending_batches(digest.pk)) or not digest.fanout_done
+        elif outage.is_paused_for_outage(digest):
+            queue.queue_probe(digest.pk, countdown=0)
+            probed += 1
+    return {"restarted": restarted, "probed": probed}
