@@ -18,12 +18,17 @@ import unicodedata
 import idna
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.translation import gettext as _
 
 MAX_LENGTH = 254
 
 
 class InvalidAddress(ValueError):
     """The input is not an address we can store and mail; the message says why, for the reader."""
+
+
+def _too_long() -> str:
+    return _("An email address has at most %(limit)d characters.") % {"limit": MAX_LENGTH}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -36,30 +41,30 @@ def _ascii_domain(domain: str) -> str:
 def normalise_email(raw: str) -> str:
     """The stored form of ``raw`` (see the module docstring). Raises ``InvalidAddress``."""
     if not isinstance(raw, str):
-        raise InvalidAddress("Enter your email address.")
+        raise InvalidAddress(_("Enter your email address."))
     if len(raw) > 4 * MAX_LENGTH:
-        raise InvalidAddress(f"An email address has at most {MAX_LENGTH} characters.")
+        raise InvalidAddress(_too_long())
     value = raw.strip()
     if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise InvalidAddress("An email address cannot contain line breaks or control characters.")
+        raise InvalidAddress(_("An email address cannot contain line breaks or control characters."))
     if not value:
-        raise InvalidAddress("Enter your email address.")
+        raise InvalidAddress(_("Enter your email address."))
     if len(value) > MAX_LENGTH:
-        raise InvalidAddress(f"An email address has at most {MAX_LENGTH} characters.")
+        raise InvalidAddress(_too_long())
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain:
-        raise InvalidAddress("Enter a valid email address, like name@example.com.")
+        raise InvalidAddress(_("Enter a valid email address, like name@example.com."))
     if not local.isascii():
-        raise InvalidAddress("Addresses with accented letters before the @ cannot be used, sorry.")
+        raise InvalidAddress(_("Addresses with accented letters before the @ cannot be used, sorry."))
     try:
         ascii_domain = _ascii_domain(domain)
     except (UnicodeError, ValueError) as exc:  # idna.IDNAError is a UnicodeError
-        raise InvalidAddress("The part after the @ is not a valid domain name.") from exc
+        raise InvalidAddress(_("The part after the @ is not a valid domain name.")) from exc
     email = f"{local.lower()}@{ascii_domain.lower()}"
     if len(email) > MAX_LENGTH:
-        raise InvalidAddress(f"An email address has at most {MAX_LENGTH} characters.")
+        raise InvalidAddress(_too_long())
     try:
         validate_email(email)
     except ValidationError as exc:
-        raise InvalidAddress("Enter a valid email address, like name@example.com.") from exc
+        raise InvalidAddress(_("Enter a valid email address, like name@example.com.")) from exc
     return email

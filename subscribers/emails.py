@@ -8,6 +8,7 @@ import logging
 from anymail.exceptions import AnymailError, AnymailRequestsAPIError
 from anymail.message import AnymailMessage
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from mailer.mjml import render_email
 from subscribers import tokens
@@ -87,7 +88,7 @@ def send_confirmation(subscriber_id: int, *, claimed: bool = False, force: bool 
     _send(
         subscriber,
         kind="confirm",
-        subject=f"Please confirm your subscription to {settings.PUBLICATION_NAME}",
+        subject=_("Please confirm your subscription to %(name)s") % {"name": settings.PUBLICATION_NAME},
         context=_context(
             subscriber,
             confirm_url=tokens.confirm_url(subscriber.uuid),
@@ -112,7 +113,7 @@ def send_welcome(subscriber_id: int) -> str:
     _send(
         subscriber,
         kind="welcome",
-        subject=f"Welcome to {settings.PUBLICATION_NAME}",
+        subject=_("Welcome to %(name)s") % {"name": settings.PUBLICATION_NAME},
         context=_context(
             subscriber,
             topics=list(subscriber.topics.all()),

@@ -8,6 +8,8 @@ import unicodedata
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import Frequency, Topic
@@ -15,26 +17,26 @@ from subscribers.models import Frequency, Topic
 
 def consent_wording() -> str:
     """The words shown next to the sign-up button; stored with every sign-up as agreed to."""
-    return (
-        f"I want to receive the newsletter of {settings.PUBLICATION_NAME} by email with the topics "
+    return gettext(
+        "I want to receive the newsletter of %(name)s by email with the topics "
         "and frequency chosen above. I can change them or unsubscribe at any time from a link "
         "in every email. My address is only used for this newsletter."
-    )
+    ) % {"name": settings.PUBLICATION_NAME}
 
 
 def _no_control_characters():
     def validate(value: str) -> None:
         if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise forms.ValidationError("cannot contain line breaks or control characters.")
+            raise forms.ValidationError(gettext("cannot contain line breaks or control characters."))
 
     return validate
 
 
 class TopicChoiceField(forms.ModelMultipleChoiceField):
     default_error_messages = {
-        "invalid_choice": "%(value)s is not one of the topics offered.",
-        "invalid_pk_value": "“%(pk)s” is not a topic.",
-        "invalid_list": "send a list of topic ids.",
+        "invalid_choice": _("%(value)s is not one of the topics offered."),
+        "invalid_pk_value": _("“%(pk)s” is not a topic."),
+        "invalid_list": _("send a list of topic ids."),
     }
 
     def clean(self, value):
@@ -58,38 +60,40 @@ class ChoicesForm(forms.Form):
         queryset=Topic.objects.filter(is_public=True),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Choose none to receive every topic.",
+        help_text=_("Choose none to receive every topic."),
     )
     frequency = forms.ChoiceField(
         choices=Frequency.choices,
         initial=Frequency.DAILY,
         widget=forms.RadioSelect,
-        label="How often",
-        error_messages={"invalid_choice": "%(value)s is not one of the choices."},
+        label=_("How often"),
+        error_messages={"invalid_choice": _("%(value)s is not one of the choices.")},
     )
     name = forms.CharField(
         max_length=100,
         required=False,
-        label="Name",
-        help_text="Optional: used to greet you.",
+        label=_("Name"),
+        help_text=_("Optional: used to greet you."),
         validators=[_no_control_characters()],
-        error_messages={"max_length": "at most %(limit_value)d characters, please."},
+        error_messages={"max_length": _("at most %(limit_value)d characters, please.")},
     )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["frequency"].required = True
-        self.fields["frequency"].error_messages["required"] = "choose how often you want to hear from us."
+        self.fields["frequency"].error_messages["required"] = gettext(
+            "choose how often you want to hear from us."
+        )
 
 
 class SignupForm(ChoicesForm):
     field_order = ["email", "name", "topics", "frequency", "website"]
 
     email = forms.CharField(
-        label="Email address",
+        label=_("Email address"),
         strip=False,  # normalise_email strips, after refusing control characters
         widget=forms.EmailInput(attrs={"autocomplete": "email", "required": True}),
-        error_messages={"required": "enter your email address."},
+        error_messages={"required": _("enter your email address.")},
     )
     # Hidden from people by CSS and aria-hidden; bots that fill every field fill this one.
     website = forms.CharField(required=False, label="Leave this field empty", strip=False)
@@ -116,8 +120,8 @@ class PreferencesForm(ChoicesForm):
 
 class EraseForm(forms.Form):
     confirm = forms.BooleanField(
-        label="Yes, delete my subscription and everything you store about me.",
-        error_messages={"required": "tick the box to confirm that you want your data erased."},
+        label=_("Yes, delete my subscription and everything you store about me."),
+        error_messages={"required": _("tick the box to confirm that you want your data erased.")},
     )
 
 

@@ -5,12 +5,13 @@ from datetime import timedelta
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Frequency(models.TextChoices):
-    INSTANT = "instant", "As soon as an article is published"
-    DAILY = "daily", "Daily digest"
-    WEEKLY = "weekly", "Weekly digest"
+    INSTANT = "instant", _("As soon as an article is published")
+    DAILY = "daily", _("Daily digest")
+    WEEKLY = "weekly", _("Weekly digest")
 
 
 class Topic(models.Model):
