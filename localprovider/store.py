@@ -2,7 +2,13 @@
 
 Each accepted call is stored once (subject, bodies, headers, recipient variables as JSON) with
 one small row per recipient; a message is personalised when it is read. So a million
-recipients of a 60 KB digest cost a thousand bodies and a million ~60-byte rows, not 60 GB.
+recipients of a 60 KB digest cost a thousand bodies and a million ~70-byte rows, not 60 GB.
+
+Every write to the file appends (row ids only grow): no index with random keys, whose inserts
+would touch a different page per recipient and slow each call down as the file grows. Whether
+a recipient is new, and whether a message is an extra copy of an email, is looked up in two
+in-memory key tables of the writer connection (rebuilt from the file when it opens) and kept
+as counters, so every figure is O(1) at a million messages.
 """
 
 import hashlib
@@ -41,23 +47,26 @@ CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     call_id INTEGER NOT NULL,
     recipient_hash INTEGER NOT NULL,
+    copy_hash INTEGER NOT NULL,
     recipient TEXT NOT NULL,
     display TEXT NOT NULL,
     kind TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient_hash);
--- Hashes of every recipient and of every (recipient, email identity) seen: inserting into them
--- tells at once whether a recipient is new and whether a message is an extra copy, so the
--- figures are counters and stay O(1) at a million messages.
-CREATE TABLE IF NOT EXISTS recipients (id INTEGER PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS copies (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS marks (address TEXT PRIMARY KEY, event TEXT NOT NULL);
 """
 
 # Bumped when the tables change; an older inbox file is emptied rather than misread.
-SCHEMA_VERSION = 3
-TABLES = ("calls", "messages", "counters", "marks", "recipients", "copies")
+SCHEMA_VERSION = 4
+TABLES = ("calls", "messages", "counters", "marks")
+OLD_TABLES = ("recipients", "copies")  # of version 3
+SEEN = """
+ATTACH DATABASE ':memory:' AS seen;
+CREATE TABLE seen.recipients (id INTEGER PRIMARY KEY);
+CREATE TABLE seen.copies (id INTEGER PRIMARY KEY);
+INSERT OR IGNORE INTO seen.recipients SELECT recipient_hash FROM main.messages;
+INSERT OR IGNORE INTO seen.copies SELECT copy_hash FROM main.messages;
+"""
 
 COUNTERS = (
     "calls",
@@ -89,6 +98,7 @@ class Store:
         self.path = path
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
         # Calls never change once stored (reset clears this), so parsed bodies are shared.
         self._calls: OrderedDict[int, Call] = OrderedDict()
         self._calls_lock = threading.Lock()
@@ -97,7 +107,7 @@ class Store:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 # A local inbox from an older version: start it afresh.
-                for table in TABLES:
+                for table in (*TABLES, *OLD_TABLES):
                     con.execute(f"DROP TABLE IF EXISTS {table}")
             con.executescript(SCHEMA)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -113,10 +123,22 @@ class Store:
             self._local.con = con
         return con
 
+    def _writer_connection(self) -> sqlite3.Connection:
+        """The one connection that writes (under the write lock), with the in-memory key tables;
+        opened on the first write, so reading (the list command) never builds them."""
+        if self._writer is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.executescript(SEEN)
+            self._writer = con
+        return self._writer
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        con = self._connection()
         with self._write_lock:
+            con = self._writer_connection()
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
@@ -178,14 +200,14 @@ class Store:
                 ),
             )
             call_id = cur.lastrowid
-            rows, copies = self._recipient_rows(submission, call_id, last + 1)
+            rows = self._recipient_rows(submission, call_id, last + 1)
             con.executemany(
-                "INSERT INTO messages (id, call_id, recipient_hash, recipient, display, kind)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (id, call_id, recipient_hash, copy_hash, recipient, display, kind)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            new_recipients = self._insert_new(con, "recipients", [(row[2],) for row in rows])
-            new_copies = self._insert_new(con, "copies", copies)
+            new_recipients = self._insert_new(con, "seen.recipients", [(row[2],) for row in rows])
+            new_copies = self._insert_new(con, "seen.copies", [(row[3],) for row in rows])
             self._bump(
                 con,
                 {
@@ -207,25 +229,30 @@ class Store:
         return con.total_changes - before
 
     @staticmethod
-    def _recipient_rows(
-        submission: Submission, call_id: int, first_id: int
-    ) -> tuple[list[tuple], list[tuple[int]]]:
-        """The message rows, and the copy key of each: two messages are "the same email" for a
-        recipient when they carry the same X-Digest-Id header, or, without one, the same subject
-        (both after personalisation)."""
+    def _recipient_rows(submission: Submission, call_id: int, first_id: int) -> list[tuple]:
+        """The message rows with their recipient and copy keys: two messages are "the same
+        email" for a recipient when they carry the same X-Digest-Id header, or, without one,
+        the same subject (both after personalisation)."""
         identity = header_value(submission.headers, "X-Digest-Id")
         template = identity if identity is not None else submission.subject
         rv = by_address(submission.recipient_variables)
-        rows, copies = [], []
+        rows = []
         for offset, recipient in enumerate(submission.recipients):
             lowered = recipient.address.lower()
             values = rv.get(lowered, {}) if rv is not None and recipient.kind == "to" else None
             filled = personalise(template, recipient.address, values) if values is not None else template
             rows.append(
-                (first_id + offset, call_id, hash63(lowered), lowered, recipient.display, recipient.kind)
+                (
+                    first_id + offset,
+                    call_id,
+                    hash63(lowered),
+                    hash63(f"{lowered}\0{filled}"),
+                    lowered,
+                    recipient.display,
+                    recipient.kind,
+                )
             )
-            copies.append((hash63(f"{lowered}\0{filled}"),))
-        return rows, copies
+        return rows
 
     def count_rejected(self, status: int) -> None:
         with self._write() as con:
@@ -244,7 +271,7 @@ class Store:
 
     def reset(self) -> None:
         with self._write() as con:
-            for table in TABLES:
+            for table in (*TABLES, "seen.recipients", "seen.copies"):
                 con.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
         with self._calls_lock:
             self._calls.clear()

@@ -6,6 +6,10 @@ import requests
 from anymail.exceptions import AnymailAPIError
 from anymail.message import AnymailMessage
 from django.core.mail import send_mail
+from werkzeug.datastructures import MultiDict
+
+from localprovider.mailgun import parse_submission
+from localprovider.store import Store
 
 
 def test_send_mail_is_recorded_with_every_part(local_provider):
@@ -210,3 +214,17 @@ def test_an_impossible_sender_domain_is_mailguns_404(local_provider):
     assert raised.value.status_code == 404
     assert "Unknown sender domain 'not a domain'" in str(raised.value)
     assert local_provider.stats()["messages"] == 0
+
+
+def test_figures_survive_a_restart_of_the_provider(tmp_path):
+    """Duplicate counting looks up keys kept in memory; they are rebuilt from the file."""
+    form = MultiDict(
+        [("from", "a@example.com"), ("to", "ann@example.org"), ("subject", "Edition 1"), ("text", "x")]
+    )
+    Store(str(tmp_path / "p.sqlite3")).accept(parse_submission("example.com", form), "<1@example.com>")
+
+    reopened = Store(str(tmp_path / "p.sqlite3"))
+    reopened.accept(parse_submission("example.com", form), "<2@example.com>")
+
+    stats = reopened.stats()
+    assert (stats["messages"], stats["unique_recipients"], stats["duplicates"]) == (2, 1, 1)
