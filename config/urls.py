@@ -1,8 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 from config.health import healthz
-from mailer.webhooks import TrackingWebhookView
+from mailer.webhooks import tracking_urlpatterns
 
 admin.site.site_header = "Newsletter"
 admin.site.site_title = "Newsletter"
@@ -13,9 +14,8 @@ urlpatterns = [
     path("admin/subscribers/subscriber/", include("subscribers.admin_import")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    # Anymail's Mailgun tracking view, answering 400 to signed event data it cannot read.
-    path("anymail/mailgun/tracking/", TrackingWebhookView.as_view(), name="mailgun_tracking_webhook"),
-    path("anymail/", include("anymail.urls")),
+    # The tracking webhook of the provider(s) in use only (mailer/webhooks.py says why).
+    *tracking_urlpatterns(settings.ANYMAIL_TRACKING_PROVIDERS),
     path("", include("subscribers.urls")),
     path("", include("mailer.urls")),
 ]

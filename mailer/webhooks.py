@@ -8,6 +8,8 @@ Events are checked here, at the edge, so mailer.feedback only ever sees well-for
 
 from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, path
 
 # What Anymail's parser raises on event data of the wrong shape (missing keys, a number where
 # text belongs, a timestamp out of range: OverflowError or, from the C library, OSError).
@@ -39,3 +41,27 @@ class TrackingWebhookView(MailgunTrackingWebhookView):
         if not all(well_formed(event) for event in events):
             raise AnymailWebhookValidationFailure("Event data of the wrong shape.")
         return events
+
+
+def tracking_urlpatterns(providers: list[str]) -> list[URLPattern]:
+    """Routes for the tracking webhook of each provider in ``providers`` (Anymail's names:
+    mailgun, postmark, sendgrid, amazon_ses...), Mailgun's through TrackingWebhookView.
+
+    Only those: ``include("anymail.urls")`` would route every provider's inbound and tracking
+    endpoints, and some answer anyone with a 500 when their provider's extra package is not
+    installed (Amazon SES without boto3). Raises ImproperlyConfigured for an unknown name.
+    """
+    from anymail import urls as anymail_urls
+
+    known = {p.name: p for p in anymail_urls.urlpatterns}
+    routes = []
+    for provider in providers:
+        name = f"{provider}_tracking_webhook"
+        if provider == "mailgun":
+            view = TrackingWebhookView.as_view()
+        elif name in known:
+            view = known[name].callback
+        else:
+            raise ImproperlyConfigured(f"Anymail has no tracking webhook for provider {provider!r}.")
+        routes.append(path(f"anymail/{provider}/tracking/", view, name=name))
+    return routes

@@ -139,6 +139,8 @@ ANYMAIL = {
     "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET", "local:webhook-secret"),
     "REQUESTS_TIMEOUT": (5, 30),
 }
+# Providers whose tracking webhook is routed at /anymail/<name>/tracking/ (Anymail's names).
+ANYMAIL_TRACKING_PROVIDERS = env_list("ANYMAIL_TRACKING_PROVIDERS", "mailgun")
 # Recipients per provider call (Mailgun allows 1,000).
 PROVIDER_BATCH_SIZE = env_int("PROVIDER_BATCH_SIZE", 1000)
 # How a per-recipient merge field is written in a body for the provider's batch sending
