@@ -28,6 +28,7 @@ from django.template.loader import render_to_string
 from django.utils import dateformat, timezone
 from django.utils.html import strip_tags
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from mailer.mjml import compile_mjml
 from mailer.models import Article, Digest, DigestArticle, RenderedSegment
@@ -136,7 +137,7 @@ def recipient_merge_data(
     """
     links = recipient_links(subscriber_uuid, digest_id)
     name = " ".join(_CONTROLS.sub("", name or "").split())
-    greeting = f"Hello {name}," if name else "Hello,"
+    greeting = _("Hello %(name)s,") % {"name": name} if name else _("Hello,")
     return {
         "name": name,
         "name_html": html.escape(name),
@@ -255,20 +256,44 @@ def publication_context() -> dict:
 
 
 def _why(digest: Digest, topic_ids: frozenset[int]) -> str:
-    kind = {
-        Frequency.INSTANT: "news alerts",
-        Frequency.DAILY: "daily newsletter",
-        Frequency.WEEKLY: "weekly newsletter",
-    }.get(digest.frequency, "newsletter")
-    why = f"You receive this email because you signed up for the {kind} of {settings.PUBLICATION_NAME}"
+    # Whole sentences per case, so that each language can order its words.
+    plain, on_topics = {
+        Frequency.INSTANT: (
+            _("You receive this email because you signed up for the news alerts of %(name)s."),
+            _("You receive this email because you signed up for the news alerts of %(name)s on %(topics)s."),
+        ),
+        Frequency.DAILY: (
+            _("You receive this email because you signed up for the daily newsletter of %(name)s."),
+            _(
+                "You receive this email because you signed up for the daily newsletter of %(name)s on %(topics)s."
+            ),
+        ),
+        Frequency.WEEKLY: (
+            _("You receive this email because you signed up for the weekly newsletter of %(name)s."),
+            _(
+                "You receive this email because you signed up for the weekly newsletter of %(name)s on %(topics)s."
+            ),
+        ),
+    }.get(
+        digest.frequency,
+        (
+            _("You receive this email because you signed up for the newsletter of %(name)s."),
+            _("You receive this email because you signed up for the newsletter of %(name)s on %(topics)s."),
+        ),
+    )
+    names = []
     if topic_ids:
         names = list(
             Topic.objects.filter(pk__in=topic_ids).order_by("position", "name").values_list("name", flat=True)
         )
-        if names:
-            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-            why += f" on {listed}"
-    return _defuse(why) + "."
+    if not names:
+        return _defuse(plain % {"name": settings.PUBLICATION_NAME})
+    listed = (
+        names[0]
+        if len(names) == 1
+        else _("%(first)s and %(last)s") % {"first": ", ".join(names[:-1]), "last": names[-1]}
+    )
+    return _defuse(on_topics % {"name": settings.PUBLICATION_NAME, "topics": listed})
 
 
 def _edition_date(digest: Digest) -> str:

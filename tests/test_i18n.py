@@ -102,6 +102,7 @@ def test_the_compiled_catalogue_is_in_step_with_the_source():
     mo = PO.with_suffix(".mo")
     assert mo.exists(), "run django-admin compilemessages and commit the .mo"
     assert mo.stat().st_size > 1000
+    assert "#, fuzzy" not in PO.read_text(encoding="utf-8")  # msgfmt leaves fuzzy entries out
     with translation.override("de"):
         for msgid, msgstr, _ in _entries():
             if msgid and msgstr and "%" not in msgid and msgid != "Home":
@@ -111,3 +112,20 @@ def test_the_compiled_catalogue_is_in_step_with_the_source():
 def test_the_publishers_language_is_a_setting():
     assert settings.LANGUAGE_CODE == "en"  # the default; LANGUAGE_CODE=de in the environment
     assert "de" in dict(settings.LANGUAGES)
+
+
+@pytest.mark.django_db
+def test_the_digest_greeting_and_why_are_translated():
+    import uuid
+
+    from mailer.rendering import _why, recipient_merge_data
+    from tests.factories import DigestFactory
+
+    sport, politics = TopicFactory(slug="sport", name="Sport"), TopicFactory(slug="politik", name="Politik")
+    digest = DigestFactory(frequency="weekly")
+    with translation.override("de"):
+        merge = recipient_merge_data(subscriber_uuid=uuid.uuid4(), name="Anna", digest_id=digest.pk)
+        why = _why(digest, frozenset({sport.pk, politics.pk}))
+    assert merge["greeting"] == "Hallo Anna,"
+    assert why.startswith("Sie erhalten diese E-Mail, weil Sie den wöchentlichen Newsletter von")
+    assert why.endswith(" und Sport abonniert haben.") or why.endswith(" und Politik abonniert haben.")
