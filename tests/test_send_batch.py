@@ -255,6 +255,7 @@ def test_transient_errors_leave_the_batch_pending_and_an_outage_pauses_until_a_p
         sending.send_batch(first)
     assert not isinstance(transient.value, sending.ProviderOutage)
     assert transient.value.status_code == 503
+    assert transient.value.retry_after == 1.0  # the provider's Retry-After: no retry before it
     assert Batch.objects.get(pk=first).status == Batch.Status.PENDING
     with pytest.raises(sending.ProviderOutage):
         sending.send_batch(second)

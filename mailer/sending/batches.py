@@ -271,7 +271,17 @@ def _provider_error(batch: Batch, recipients: list[Recipient], exc: AnymailReque
     if outage.is_outage(failures):
         outage.pause_for_outage(batch.digest_id, reason)
         raise ProviderOutage(reason, status_code=code)
-    raise TransientProviderError(reason, status_code=code)
+    raise TransientProviderError(reason, status_code=code, retry_after=_retry_after(exc))
+
+
+def _retry_after(exc: AnymailRequestsAPIError) -> float | None:
+    """The provider's Retry-After in seconds (the HTTP-date form is rare from APIs: ignored)."""
+    value = getattr(getattr(exc, "response", None), "headers", {}).get("Retry-After", "")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds <= 3600 else None
 
 
 def _describe(exc: AnymailRequestsAPIError) -> str:

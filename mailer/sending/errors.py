@@ -10,10 +10,12 @@ class TransientProviderError(DeliveryError):
     """The provider could not take the batch now (5xx, 429, timeout, connection refused); the
     same call may succeed later. The batch is pending again, its deliveries untouched."""
 
-    def __init__(self, reason: str, *, status_code: int | None = None):
+    def __init__(self, reason: str, *, status_code: int | None = None, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code
+        # Seconds the provider asked us to wait (its Retry-After header), if it said.
+        self.retry_after = retry_after
 
 
 class ProviderOutage(TransientProviderError):

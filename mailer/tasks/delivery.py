@@ -68,7 +68,9 @@ def send_batch(self, batch_id: int) -> str:
                 )
                 return "gave up"
             log.info("transient provider error, retrying", extra={"reason": exc.reason})
-            raise self.retry(countdown=backoff(self.request.retries)) from exc
+            # Never sooner than the provider asked (Retry-After on a 429 or 503).
+            countdown = max(backoff(self.request.retries), exc.retry_after or 0)
+            raise self.retry(countdown=countdown) from exc
         if result.retry_in is not None:
             # Not a failure: a fresh message, so the wait does not use up the retries.
             send_batch.apply_async(args=[batch_id], countdown=result.retry_in)
