@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from mailer import schedules
 from mailer.models import Article, Digest, DigestArticle, Schedule
@@ -249,10 +250,20 @@ def reopen_edition(digest: Digest) -> None:
 
 def queue_start_edition(digest_id: int) -> None:
     """Queue delivery's start_edition once the current transaction commits. By name, so this
-    module needs neither the task module nor its import order."""
+    module needs neither the task module nor its import order.
+
+    With the broker unreachable the claim stands and nothing is raised (an editor's click or
+    a CMS post must not fail after its data was stored): ``requeue_stalled`` queues the start
+    again on a later tick."""
     from worker import app
 
-    transaction.on_commit(lambda: app.send_task(START_EDITION, args=[digest_id]))
+    def send() -> None:
+        try:
+            app.send_task(START_EDITION, args=[digest_id])
+        except OperationalError:
+            log.warning("broker unreachable: edition %s will be started by a later tick", digest_id)
+
+    transaction.on_commit(send)
 
 
 def _claim_locked(digest: Digest, *, now: datetime) -> bool:
