@@ -343,3 +343,18 @@ def test_sweep_restarts_editions_that_lost_their_queued_tasks(local_provider, mo
     assert sorted(queued["batches"]) == batch_ids(stalled)
     assert queued["probes"] == [outage_paused.pk]
     assert result == {"restarted": 1, "probed": 1}
+
+
+def test_sending_a_batch_costs_the_same_few_queries_whatever_its_size(
+    local_provider, settings, django_assert_max_num_queries
+):
+    settings.PROVIDER_BATCH_SIZE = 300
+    digest = fan_out(300)
+    [batch_id] = batch_ids(digest)
+    sending.send_batch(batch_id)  # renders the segment once; then the same batch again, counted
+    Batch.objects.filter(pk=batch_id).update(status=Batch.Status.PENDING)
+    Delivery.objects.filter(digest=digest).update(status=Delivery.Status.PENDING)
+    Digest.objects.filter(pk=digest.pk).update(status=Digest.Status.SENDING)
+    local_provider.reset()
+    with django_assert_max_num_queries(12):
+        assert sending.send_batch(batch_id).outcome == Outcome.SENT
