@@ -5,6 +5,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from mailer import sending
 from mailer.models import Batch, Delivery, Digest, DigestArticle
@@ -176,3 +179,48 @@ def test_each_batch_is_queued_once_and_a_rerun_queues_the_ones_still_pending(set
     Batch.objects.filter(pk=batches[0]).update(status=Batch.Status.SENT)
     sending.start_edition(digest.pk)  # a redelivered fan-out task
     assert sorted(queued) == batches[1:]
+
+
+@settings_hypothesis(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lists=st.lists(
+        st.tuples(st.sampled_from(["", "1", "1,2", "2"]), st.sampled_from(list(Subscriber.Status))),
+        max_size=60,
+    ),
+    batch_size=st.integers(min_value=1, max_value=25),
+    page_size=st.integers(min_value=1, max_value=40),
+)
+def test_fan_out_invariants_hold_for_any_list(settings, monkeypatch, lists, batch_size, page_size):
+    """Whatever the subscribers, segments, batch and page sizes: one delivery per active
+    subscriber of the frequency and none for anyone else, every batch of one segment and at most
+    the batch size, all sealed, the total right."""
+    settings.PROVIDER_BATCH_SIZE = batch_size
+    monkeypatch.setattr(fanout, "PAGE_SIZE", page_size)
+    monkeypatch.setattr(fanout.queue, "queue_batches", lambda ids: None)
+    Subscriber.objects.all().delete()
+    now = timezone.now()
+    Subscriber.objects.bulk_create(
+        [
+            Subscriber(email=f"p{i}@example.org", segment_key=key, status=status, confirmed_at=now)
+            for i, (key, status) in enumerate(lists)
+        ]
+    )
+    digest = make_edition()
+
+    sending.start_edition(digest.pk)
+
+    active = set(Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).values_list("id", flat=True))
+    ledger = list(
+        Delivery.objects.filter(digest=digest).values_list(
+            "subscriber_id", "subscriber__segment_key", "batch_id"
+        )
+    )
+    assert sorted(s for s, _, _ in ledger) == sorted(active)
+    digest.refresh_from_db()
+    assert digest.fanout_done and digest.total_recipients == len(active)
+    for batch in Batch.objects.filter(digest=digest):
+        members = [key for _, key, b in ledger if b == batch.pk]
+        assert batch.sealed and 0 < len(members) == batch.recipient_count <= batch_size
+        assert set(members) == {batch.segment_key}
