@@ -395,3 +395,19 @@ def test_renaming_a_schedule_keeps_its_next_run(editor):
     editor.post(reverse("admin:mailer_schedule_change", args=[schedule.pk]), data)
     schedule.refresh_from_db()
     assert schedule.next_run_at > timezone.now()
+
+
+def test_retry_failed_sends_again_to_the_failed_only(editor):
+    digest = edition(status=S.SENT, started_at=timezone.now(), finished_at=timezone.now(), fanout_done=True)
+    Delivery.objects.create(
+        digest=digest, subscriber=SubscriberFactory(), status=Delivery.Status.SENT, sent_at=timezone.now()
+    )
+    failed = Delivery.objects.create(
+        digest=digest, subscriber=SubscriberFactory(), status=Delivery.Status.FAILED, error="mailbox full"
+    )
+    response = editor.post(url("retry_failed", digest), follow=True)
+    assert "Sending again to 1 failed recipients." in response.content.decode()
+    assert Digest.objects.get(pk=digest.pk).status == S.SENDING
+    assert Delivery.objects.get(pk=failed.pk).status == Delivery.Status.PENDING
+    # Nothing failed any more: refused with a message.
+    assert editor.post(url("retry_failed", digest)).status_code == 409
