@@ -24,6 +24,7 @@ which finds duplicates within the file.
 
 import csv
 import io
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import ConsentRecord, Frequency, Subscriber, Topic
 
 COLUMNS = ("email", "name", "topics", "frequency")
+log = logging.getLogger(__name__)
+
 CHUNK_SIZE = 1000
 MAX_LISTED = 200  # errors and notices listed in the report; all are counted
 NAME_MAX_LENGTH = Subscriber._meta.get_field("name").max_length
@@ -460,6 +463,19 @@ def import_subscribers(
             "An address in the file was added by someone else during the import; nothing was "
             "imported, please run it again."
         ) from exc
+    log.info(
+        "subscriber import %s",
+        "committed" if report.committed else ("checked" if dry_run else "refused"),
+        extra={
+            "basis": basis,
+            "rows": report.rows,
+            "added": report.created,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "skipped": report.skipped,
+            "errors": report.error_count,
+        },
+    )
     return report
 
 
