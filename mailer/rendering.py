@@ -12,6 +12,7 @@ escaped by the Django template before MJML sees it; excerpts are sanitised HTML 
 cleaned once more here, so a bad row can never inject markup or MJML.
 """
 
+import functools
 import html
 import re
 import threading
@@ -25,7 +26,7 @@ import nh3
 from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import dateformat, timezone
+from django.utils import dateformat, timezone, translation
 from django.utils.html import strip_tags
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -126,6 +127,14 @@ def _defuse(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=64)
+def _greetings(language: str) -> tuple[str, str]:
+    """The greeting with and without a name, translated once per language rather than once per
+    recipient (a gettext lookup costs more than the rest of a recipient's merge data)."""
+    with translation.override(language or None):
+        return _("Hello %(name)s,"), _("Hello,")
+
+
 def recipient_merge_data(
     *, subscriber_uuid: uuid.UUID | str, name: str, digest_id: int | None
 ) -> dict[str, str]:
@@ -137,7 +146,8 @@ def recipient_merge_data(
     """
     links = recipient_links(subscriber_uuid, digest_id)
     name = " ".join(_CONTROLS.sub("", name or "").split())
-    greeting = _("Hello %(name)s,") % {"name": name} if name else _("Hello,")
+    with_name, without_name = _greetings(translation.get_language() or "")
+    greeting = with_name % {"name": name} if name else without_name
     return {
         "name": name,
         "name_html": html.escape(name),
