@@ -358,3 +358,18 @@ def test_sending_a_batch_costs_the_same_few_queries_whatever_its_size(
     local_provider.reset()
     with django_assert_max_num_queries(12):
         assert sending.send_batch(batch_id).outcome == Outcome.SENT
+
+
+def test_an_edition_cancelled_while_paused_is_settled_by_the_sweep(local_provider):
+    digest = fan_out(60)
+    first, second = batch_ids(digest)
+    sending.send_batch(first)
+    sending.pause_edition(digest.pk)
+    Digest(pk=digest.pk).move(Digest.Status.CANCELLED, sources=[Digest.Status.PAUSED])
+
+    assert sending.sweep()["cancelled_skipped"] == 10
+
+    assert Batch.objects.get(pk=second).status == Batch.Status.FAILED
+    figures = assert_counts_add_up(digest.pk)
+    assert (figures["sent"], figures["skipped"], figures["pending"]) == (50, 10, 0)
+    assert sending.settle_cancelled(digest.pk) == 0

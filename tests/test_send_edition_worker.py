@@ -173,7 +173,10 @@ def test_editor_pause_stops_the_send_and_resume_finishes_it_exactly_once(
     start_edition.delay(digest.pk)
     local_provider.wait_for(200, timeout=20)
     assert sending.pause_edition(digest.pk)
-    time.sleep(0.5)  # calls already under way finish and are recorded
+    deadline = time.monotonic() + 10  # calls already under way finish and are recorded
+    while Batch.objects.filter(digest=digest, status=Batch.Status.SUBMITTING).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     paused_at = local_provider.stats()["messages"]
     time.sleep(1)
     assert local_provider.stats()["messages"] == paused_at < 1000

@@ -8,6 +8,7 @@ from mailer.sending.control import (
     reconcile_uncertain,
     resume_edition,
     retry_failed,
+    settle_cancelled,
     sweep,
 )
 from mailer.sending.errors import DeliveryError, ProviderOutage, TransientProviderError
@@ -29,6 +30,7 @@ __all__ = [
     "resume_edition",
     "retry_failed",
     "send_batch",
+    "settle_cancelled",
     "start_edition",
     "sweep",
 ]

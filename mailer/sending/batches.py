@@ -78,13 +78,16 @@ def send_batch(batch_id: int, *, probe: bool = False) -> BatchResult:
     digest = batch.digest
     if digest.status == Digest.Status.CANCELLED:
         return _cancel(batch)
-    if digest.status != Digest.Status.SENDING and not (probe and digest.status == Digest.Status.PAUSED):
+    sendable = [Digest.Status.SENDING, Digest.Status.PAUSED] if probe else [Digest.Status.SENDING]
+    if digest.status not in sendable:
         return BatchResult(Outcome.WAITING)
 
     now = timezone.now()
     lease = settings.DELIVERY_BATCH_LEASE
+    # The edition's status is part of the guard: a pause that lands after the check above
+    # still stops this batch; once claimed, a batch is under way and finishes.
     claimed = (
-        Batch.objects.filter(pk=batch.pk)
+        Batch.objects.filter(pk=batch.pk, digest__status__in=sendable)
         .filter(
             Q(status=Batch.Status.PENDING)
             | Q(status=Batch.Status.SUBMITTING, submitted_at__lt=now - timedelta(seconds=lease))
@@ -96,6 +99,8 @@ def send_batch(batch_id: int, *, probe: bool = False) -> BatchResult:
         if batch.status == Batch.Status.SUBMITTING and batch.submitted_at:
             left = lease - (now - batch.submitted_at).total_seconds()
             return BatchResult(Outcome.BUSY, retry_in=max(1.0, left + 1))
+        if batch.status == Batch.Status.PENDING:  # the edition was paused or cancelled meanwhile
+            return BatchResult(Outcome.WAITING)
         return BatchResult(Outcome.DONE)
     # Found mid-submission: the earlier attempt may have reached the provider.
     if batch.status == Batch.Status.SUBMITTING and not settings.PROVIDER_HONOURS_IDEMPOTENCY_KEY:

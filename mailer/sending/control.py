@@ -168,7 +168,39 @@ def sweep() -> dict[str, int]:
             "pk", flat=True
         )
     )
-    return {"requeued": len(stuck), "uncertain_failed": failed, "finished": finished, **restart_stalled()}
+    cancelled = sum(
+        settle_cancelled(pk)
+        for pk in Digest.objects.filter(status=Digest.Status.CANCELLED, batches__status=Batch.Status.PENDING)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    return {
+        "requeued": len(stuck),
+        "uncertain_failed": failed,
+        "finished": finished,
+        "cancelled_skipped": cancelled,
+        **restart_stalled(),
+    }
+
+
+def settle_cancelled(digest_id: int) -> int:
+    """A cancelled edition's batches not yet sent are closed and their deliveries skipped
+    ("The edition was cancelled."), so its figures add up. A batch already under way finishes.
+    Returns how many deliveries were skipped; nothing for an edition that is not cancelled."""
+    reason = "The edition was cancelled."
+    skipped = 0
+    with transaction.atomic():
+        if not Digest.objects.filter(pk=digest_id, status=Digest.Status.CANCELLED).exists():
+            return 0
+        pending = Batch.objects.filter(digest_id=digest_id, status=Batch.Status.PENDING)
+        ids = list(pending.values_list("id", flat=True))
+        pending.filter(pk__in=ids).update(
+            status=Batch.Status.FAILED, finished_at=timezone.now(), last_error=reason
+        )
+        skipped = Delivery.objects.filter(
+            digest_id=digest_id, batch_id__in=ids, status=Delivery.Status.PENDING
+        ).update(status=Delivery.Status.SKIPPED, error=reason)
+    return skipped
 
 
 def restart_stalled(*, quiet_for: timedelta = STALLED_AFTER) -> dict[str, int]:
