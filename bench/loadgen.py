@@ -64,7 +64,8 @@ class Load:
 def run(url: str, *, seconds: float, connections: int, run_id: str, force_python: bool = False) -> Load:
     if shutil.which("wrk") and not force_python:
         return _wrk(url, seconds=seconds, connections=connections, run_id=run_id)
-    return asyncio.run(_python(url, seconds=seconds, connections=connections, run_id=run_id))
+    why = "chosen with --python-loadgen" if force_python else "wrk not installed"
+    return asyncio.run(_python(url, seconds=seconds, connections=connections, run_id=run_id, why=why))
 
 
 def _wrk(url: str, *, seconds: float, connections: int, run_id: str) -> Load:
@@ -106,7 +107,7 @@ def _wrk(url: str, *, seconds: float, connections: int, run_id: str) -> Load:
     )
 
 
-async def _python(url: str, *, seconds: float, connections: int, run_id: str) -> Load:
+async def _python(url: str, *, seconds: float, connections: int, run_id: str, why: str) -> Load:
     host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
     latencies: list[float] = []
     errors = 0
@@ -152,7 +153,7 @@ async def _python(url: str, *, seconds: float, connections: int, run_id: str) ->
     took = time.monotonic() - started
     ordered = sorted(latencies) or [0.0]
     return Load(
-        tool="python (asyncio; wrk not installed)",
+        tool=f"python (asyncio; {why})",
         requests=len(latencies),
         seconds=took,
         p50_ms=statistics.median(ordered) * 1000,
