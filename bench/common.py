@@ -49,6 +49,20 @@ def require_scratch_database() -> str:
     return f"{vendor} {name}"
 
 
+def require_own_redis() -> None:
+    """The benchmarks queue tasks and purge the queue of their Redis: refuse one that workers
+    other than the benchmark's own are consuming from (their heartbeats say so), since they
+    would run the benchmark's tasks against their own database."""
+    from config.heartbeat import live_workers
+
+    others = sorted(name for name in live_workers() if not name.startswith("bench"))
+    if others:
+        raise SystemExit(
+            f"refusing to use this Redis: workers {', '.join(others[:3])} consume from it. Give the "
+            "benchmark a Redis (database) of its own, e.g. leave REDIS_URL unset for bin/bench"
+        )
+
+
 def database_url() -> str:
     """The Django database as a DATABASE_URL for the worker processes."""
     from django.db import connection

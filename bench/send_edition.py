@@ -25,7 +25,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Workers, figure, heading, local_provider, require_scratch_database, setup_django
+from bench.common import (
+    Workers,
+    figure,
+    heading,
+    local_provider,
+    require_own_redis,
+    require_scratch_database,
+    setup_django,
+)
 from bench.worker import PREFIX, READY
 
 
@@ -193,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import baseline, data
 
     database = require_scratch_database()
+    require_own_redis()
     print(f"database: {database}")
     from django.conf import settings
 

@@ -28,6 +28,7 @@ from bench.common import (
     figure,
     heading,
     local_provider,
+    require_own_redis,
     require_scratch_database,
     setup_django,
 )
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from worker import app
 
     print(f"database: {require_scratch_database()}")
+    require_own_redis()
     dataset = data.subscribers(args.edition_recipients)
     remove_signups()
     data.clear_editions()
