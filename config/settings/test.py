@@ -17,3 +17,6 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: worker processes started by the tests open the same database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+# Connections of live_server's request threads would otherwise outlive the test and hold the
+# test database open at teardown.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
