@@ -278,7 +278,12 @@ def parse_feed(body: bytes, *, url: str, fetched_at: datetime, content_type: str
     if content_type:
         headers["content-type"] = content_type
     # feedparser's own sanitiser is off: everything is cleaned with nh3 on ingest (and it is slow).
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+    except (ValueError, LookupError, RecursionError) as exc:
+        # feedparser's HTML path raises on some hostile input (UnicodeEncodeError for a character
+        # reference to a lone surrogate such as &#xD800;): a document we cannot read.
+        raise FeedRejected(f"The feed could not be read: {type(exc).__name__}.") from exc
     if not parsed.get("version") and not parsed.entries:
         problem = parsed.get("bozo_exception")
         detail = f": {problem}" if problem else ""

@@ -56,7 +56,8 @@ def test_redis_restarted_mid_edition_loses_and_doubles_nothing(throwaway_redis, 
         **worker_env(local_provider),
     )
     worker = WorkerProcess(env).start()
-    broker = Celery("faults", broker=throwaway_redis.url)
+    # Not the current app: the tasks of later tests must keep using the project's broker.
+    broker = Celery("faults", broker=throwaway_redis.url, set_as_current=False)
     try:
         broker.send_task(queue.START_EDITION, args=[digest.pk])
         local_provider.wait_for(90, timeout=30)
