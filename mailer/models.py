@@ -252,6 +252,7 @@ class Batch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "batches"
         constraints = [models.UniqueConstraint(fields=["digest", "number"], name="batch_number_unique")]
         indexes = [models.Index(fields=["digest", "status"], name="batch_status_idx")]
 
@@ -286,6 +287,7 @@ class Delivery(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["digest", "subscriber"], name="delivery_once_per_subscriber")
         ]

@@ -1,5 +1,7 @@
 """Admin: where articles come from (feed and API sources) and the articles themselves."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
@@ -162,7 +164,35 @@ class SourceAdmin(admin.ModelAdmin):
         return response
 
 
+class CategoriesField(forms.CharField):
+    """Categories as editors write them: one per line. (The feed's list is stored as JSON; a
+    JSON list typed here is still understood, so nothing written before is misread.)"""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value) -> list:
+        text = (super().to_python(value) or "").strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                raise forms.ValidationError("Write one category per line.") from exc
+            if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+                raise forms.ValidationError("Write one category per line.")
+            return parsed
+        return [line for line in text.splitlines() if line.strip()]
+
+
 class ArticleForm(forms.ModelForm):
+    categories = CategoriesField(
+        required=False,
+        help_text="One per line, as on the site (e.g. Local News). Empty topics below are set from them.",
+    )
     guid = forms.CharField(
         max_length=500, required=False, help_text="The feed's id for the article; empty: its URL."
     )

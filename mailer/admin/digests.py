@@ -229,6 +229,12 @@ class DigestAdmin(admin.ModelAdmin):
                 messages.info(
                     request, f"{len(chosen)} articles published since the previous edition were added."
                 )
+            else:
+                messages.warning(
+                    request,
+                    "No article was published since the previous edition: add articles below "
+                    "before sending it.",
+                )
         elif change:
             digest.renderings.all().delete()  # previews of the old content must not be reused
 
