@@ -125,6 +125,8 @@ def test_an_editor_builds_previews_tests_and_sends_an_edition_that_readers_recei
     frame.get_by_role("link", name=derby.title).first.wait_for()
     assert council.title not in frame.locator("body").inner_text()
     text = page.locator(".preview-text").inner_text()
+    # The text part wraps between words, as a mail client shows it, not mid-word.
+    assert page.locator(".preview-text").evaluate("e => getComputedStyle(e).wordBreak") != "break-all"
     assert headlines(text) == [derby.title] and "Hello Dana Desk," in text
     page.get_by_role("link", name="Back to the edition").click()
 
@@ -172,3 +174,12 @@ def test_an_editor_builds_previews_tests_and_sends_an_edition_that_readers_recei
     # The edition is credited with the unsubscribe.
     page.goto(f"{live_server.url}/admin/mailer/digest/{digest.pk}/change/")
     assert page.locator("td[data-figure=unsubscribed]").inner_text() == "1"
+
+    # The front page's last editions: figures' headings on one line, the table inside its box.
+    page.goto(live_server.url + "/admin/")
+    editions = page.locator("#recent-editions")
+    editions.locator("th", has_text="Delivered").wait_for()  # figures are cached for a minute
+    heading = editions.locator("th", has_text="Delivered").bounding_box()
+    title = editions.locator("th", has_text="Edition").bounding_box()
+    assert heading["height"] <= title["height"] * 1.2  # it broke letter by letter before
+    assert editions.evaluate("e => e.querySelector('table').scrollWidth <= e.clientWidth")
