@@ -10,7 +10,8 @@ module, Celery or Anymail included) carries the ids::
         send_batch(...)                     # every log line here has digest_id=.. batch_id=..
 
 ``log_context`` nests (inner values win, outer ones come back on exit) and is safe across
-threads and asyncio tasks because it uses ``contextvars``. Inside a Celery task the task's name
+threads and asyncio tasks because it uses ``contextvars``; ``bind_log_context`` adds an id
+learnt inside a block to that block. Inside a Celery task the task's name
 and id are added as well. ``LOG_FORMAT=json`` in the environment switches to one JSON object per
 line, for a log shipper; the default ``kv`` is easy to read and still easy to grep and parse.
 """
@@ -44,6 +45,15 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def bind_log_context(**fields: Any) -> None:
+    """Add ``fields`` to the innermost ``log_context`` block, for ids learnt inside it (a batch
+    task knows its batch id at once and its edition only after loading the batch). Outside any
+    block it does nothing, so nothing can leak into the next task a worker runs."""
+    current = _context.get()
+    if current is not None:
+        current.update({k: v for k, v in fields.items() if v is not None})
 
 
 def current_context() -> dict[str, Any]:

@@ -8,7 +8,14 @@ import subprocess
 import sys
 import threading
 
-from config.logging import ContextFilter, JsonFormatter, KeyValueFormatter, current_context, log_context
+from config.logging import (
+    ContextFilter,
+    JsonFormatter,
+    KeyValueFormatter,
+    bind_log_context,
+    current_context,
+    log_context,
+)
 from tests.fixtures.worker import ROOT
 
 
@@ -39,6 +46,18 @@ def test_every_line_inside_a_context_carries_the_digest_and_batch():
     assert "digest_id=7" in lines[2] and "batch_id" not in lines[2]
     assert "digest_id" not in lines[3]
     assert current_context() == {}
+
+
+def test_an_id_learnt_inside_a_block_is_bound_to_that_block_only():
+    logger, stream = _logger(KeyValueFormatter())
+    bind_log_context(digest_id=1)  # outside any block: nothing to bind to, nothing leaks
+    with log_context(batch_id=31):
+        bind_log_context(digest_id=7)
+        logger.info("sending")
+    logger.info("next task")
+    first, second = stream.getvalue().splitlines()
+    assert "batch_id=31 digest_id=7" in first
+    assert "digest_id" not in second and current_context() == {}
 
 
 def test_a_message_cannot_forge_fields_or_lines():

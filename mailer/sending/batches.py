@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from urllib3.exceptions import NewConnectionError
 
+from config.logging import bind_log_context
 from mailer import ratelimit
 from mailer.models import Batch, Delivery, Digest
 from mailer.rendering import InvalidSegment, render_segment
@@ -76,6 +77,7 @@ def send_batch(batch_id: int, *, probe: bool = False) -> BatchResult:
     ):
         return BatchResult(Outcome.DONE)
     digest = batch.digest
+    bind_log_context(digest_id=digest.pk)  # every line of this batch names its edition too
     if digest.status == Digest.Status.CANCELLED:
         return _cancel(batch)
     sendable = [Digest.Status.SENDING, Digest.Status.PAUSED] if probe else [Digest.Status.SENDING]
