@@ -1,6 +1,7 @@
 """Read queries shared by the pages, the API and the admin."""
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from subscribers import tokens
 from subscribers.models import Subscriber, Topic
@@ -16,7 +17,7 @@ def subscriber_from_token(purpose: str, token: str) -> Subscriber:
     subscriber_uuid = tokens.read_token(purpose, token)
     subscriber = Subscriber.objects.filter(uuid=subscriber_uuid).first()
     if subscriber is None:
-        raise SubscriberGone("This subscription no longer exists.")
+        raise SubscriberGone(_("This subscription no longer exists."))
     return subscriber
 
 

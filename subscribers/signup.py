@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy, ngettext
 
 from subscribers import ratelimit, services
 from subscribers.forms import SignupForm, consent_wording, error_summary
 from subscribers.models import Frequency
 
-ACCEPTED_MESSAGE = (
+ACCEPTED_MESSAGE = gettext_lazy(
     "Thank you! Please check your inbox: we have sent a link to confirm your subscription. "
     "Your subscription starts when you confirm it."
 )
@@ -53,8 +54,12 @@ def handle_signup(request, data: QueryDict | dict, *, source: str) -> SignupResu
         minutes = max(1, round(exc.retry_after / 60))
         return SignupResult(
             429,
-            f"Too many sign-ups from your network. Please try again in about {minutes} minute"
-            f"{'s' if minutes != 1 else ''}.",
+            ngettext(
+                "Too many sign-ups from your network. Please try again in about %(minutes)d minute.",
+                "Too many sign-ups from your network. Please try again in about %(minutes)d minutes.",
+                minutes,
+            )
+            % {"minutes": minutes},
             retry_after=exc.retry_after,
         )
     data = data.copy()

@@ -20,6 +20,7 @@ import uuid
 from django.conf import settings
 from django.core import signing
 from django.utils.encoding import force_bytes
+from django.utils.translation import gettext as _
 
 SEPARATOR = "."
 
@@ -116,17 +117,17 @@ def read_token(purpose: str, token: str) -> uuid.UUID:
     """The subscriber uuid in ``token``. Raises ``InvalidToken`` (``expired`` set when the
     signature is good but older than the purpose allows)."""
     if not isinstance(token, str) or len(token) > 200:
-        raise InvalidToken("This link is not valid.")
+        raise InvalidToken(_("This link is not valid."))
     try:
         value = _signer(purpose).unsign(token, max_age=max_age(purpose))
     except signing.SignatureExpired as exc:
-        raise InvalidToken("This link has expired.", expired=True) from exc
+        raise InvalidToken(_("This link has expired."), expired=True) from exc
     except (signing.BadSignature, ValueError) as exc:
-        raise InvalidToken("This link is not valid.") from exc
+        raise InvalidToken(_("This link is not valid.")) from exc
     try:
         return uuid.UUID(hex=value)
     except ValueError as exc:  # signed by us but not a uuid: another kind of signed value
-        raise InvalidToken("This link is not valid.") from exc
+        raise InvalidToken(_("This link is not valid.")) from exc
 
 
 # --- Absolute links, as they go out in emails ---------------------------------------------------
