@@ -88,19 +88,17 @@ class ImportReport:
         return self.error_count == 0
 
     def summary(self) -> str:
+        rows = f"{self.rows} row{'' if self.rows == 1 else 's'}"
         if self.error_count:
-            head = f"Nothing imported: {self.error_count} of {self.rows} rows have errors."
-        elif self.dry_run:
-            head = f"Dry run, nothing written: {self.rows} rows would give"
-        else:
-            head = f"Imported {self.rows} rows:"
+            return f"Nothing imported: {self.error_count} of {rows} {'has' if self.error_count == 1 else 'have'} errors."
         figures = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
-        if self.error_count:
-            return head
-        tail = (
-            f"; {self.confirmations_queued} confirmation emails queued" if self.confirmations_queued else ""
-        )
-        return f"{head} {figures}{tail}."
+        if self.dry_run:
+            return f"Dry run, nothing written: {rows} would give {figures}."
+        tail = ""
+        if self.confirmations_queued:
+            emails = "email" if self.confirmations_queued == 1 else "emails"
+            tail = f"; {self.confirmations_queued} confirmation {emails} queued"
+        return f"Imported {rows}: {figures}{tail}."
 
     def _issue(self, bucket: list[RowIssue], line: int, email: str, message: str) -> None:
         if len(bucket) < MAX_LISTED:

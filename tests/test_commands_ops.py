@@ -47,7 +47,7 @@ def test_import_command_imports_with_progress_and_a_summary(db, csv_path):
 def test_import_command_lists_row_errors_and_fails_without_writing(db, csv_path):
     path = csv_path("email\nanna@example.org\nnot-an-address\nben@example.org\n")
     err = io.StringIO()
-    with pytest.raises(CommandError, match=r"Nothing imported: 1 of 3 rows have errors\."):
+    with pytest.raises(CommandError, match=r"Nothing imported: 1 of 3 rows has errors\."):
         call_command("import_subscribers", path, basis="send_confirmation", stdout=io.StringIO(), stderr=err)
     assert "line 3: not-an-address: Enter a valid email address" in err.getvalue()
     assert not Subscriber.objects.exists()
@@ -57,7 +57,7 @@ def test_import_command_dry_run_and_refusals(db, csv_path, tmp_path):
     out, _ = run(
         "import_subscribers", csv_path("email\nanna@example.org\n"), basis="send_confirmation", dry_run=True
     )
-    assert out.startswith("Dry run, nothing written: 1 rows would give 1 created")
+    assert out.startswith("Dry run, nothing written: 1 row would give 1 created")
     assert not Subscriber.objects.exists()
     with pytest.raises(CommandError, match="where and how"):
         run("import_subscribers", csv_path("email\nanna@example.org\n"), basis="confirmed_elsewhere")

@@ -67,7 +67,7 @@ def test_row_errors_are_listed_with_lines_escaped_and_nothing_can_be_imported(ed
     )
     assert response.status_code == 400
     page = response.content.decode()
-    assert "Nothing imported: 1 of 2 rows have errors." in page
+    assert "Nothing imported: 1 of 2 rows has errors." in page
     assert "<td>3</td><td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
     assert "<script>alert(1)</script>" not in page
     assert not response.context["token"]
