@@ -109,3 +109,20 @@ def test_a_new_edition_with_nothing_new_to_send_tells_the_editor(editor):
     )
     assert "No article was published since the previous edition" in response.content.decode()
     assert not Digest.objects.get(subject="Evening edition").articles.exists()
+
+
+def test_the_test_address_is_remembered_for_an_editor_without_one(client, local_provider):
+    user = get_user_model().objects.create_superuser("first", "", "pw-first-1")  # as bootstrap makes it
+    client.force_login(user)
+    digest = DigestFactory()
+    digest.articles.add(ArticleFactory(), through_defaults={"position": 0})
+    page = reverse("admin:mailer_digest_change", args=[digest.pk])
+    assert 'id="proof-to"' in client.get(page).content.decode()
+    assert 'value="desk@example.org"' not in client.get(page).content.decode()
+
+    response = client.post(
+        reverse("admin:mailer_digest_send_test", args=[digest.pk]), {"to": "desk@example.org", "segment": ""}
+    )
+    assert response.status_code == 302
+    assert [m["recipient"] for m in local_provider.wait_for(1)] == ["desk@example.org"]
+    assert 'value="desk@example.org"' in client.get(page).content.decode()

@@ -264,7 +264,7 @@ class DigestAdmin(admin.ModelAdmin):
             if digest.scheduled_for
             else None,
             "topics": Topic.objects.all(),
-            "proof_to": request.user.email,
+            "proof_to": proof_address(request),
             "failed_url": failed_url,
             "can": {to: digest.can_move(to) for to in S.values},
             "can_change": self.has_change_permission(request, digest),
@@ -392,6 +392,7 @@ class DigestAdmin(admin.ModelAdmin):
         to = proofs.clean_address(form.cleaned_data["to"])
         segment = clean_segment(form.cleaned_data["segment"])
         proofs.send_proof(digest, to=to, segment_key=segment, name=sample_name(request))
+        request.session[PROOF_TO_SESSION_KEY] = to  # offered again next time
         return f"A test was sent to {to}."
 
     # -- preview and progress (read only) ------------------------------------------------------
@@ -420,7 +421,7 @@ class DigestAdmin(admin.ModelAdmin):
             "chosen": chosen,
             "segment": segment,
             "html_url": reverse("admin:mailer_digest_preview_html", args=[digest.pk]) + f"?segment={segment}",
-            "proof_to": request.user.email,
+            "proof_to": proof_address(request),
         }
         return TemplateResponse(request, "admin/mailer/digest/preview.html", context)
 
@@ -449,6 +450,15 @@ class DigestAdmin(admin.ModelAdmin):
         return JsonResponse(
             {"status": digest.status, "status_display": digest.get_status_display(), "figures": figures}
         )
+
+
+PROOF_TO_SESSION_KEY = "mailer_proof_to"
+
+
+def proof_address(request) -> str:
+    """Where "Send a test" goes unless changed: the address last used in this session, else the
+    editor's own (an account made without an address, like the first login, starts empty)."""
+    return request.session.get(PROOF_TO_SESSION_KEY) or request.user.email
 
 
 def sample_name(request) -> str:
