@@ -143,13 +143,18 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "position", "is_public", "subscriber_count")
+    list_display = ("name", "form_value", "slug", "position", "is_public", "subscriber_count")
     list_editable = ("position", "is_public")
     prepopulated_fields = {"slug": ("name",)}
     search_fields = ("name", "slug", "categories")
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_subscribers=Count("subscribers"))
+
+    # The value of the topic's checkbox in a sign-up form on the publisher's site (README).
+    @admin.display(description="Form value (id)", ordering="pk")
+    def form_value(self, obj: Topic) -> int:
+        return obj.pk
 
     @admin.display(description="Subscribers", ordering="_subscribers")
     def subscriber_count(self, obj: Topic) -> int:

@@ -126,3 +126,10 @@ def test_the_test_address_is_remembered_for_an_editor_without_one(client, local_
     assert response.status_code == 302
     assert [m["recipient"] for m in local_provider.wait_for(1)] == ["desk@example.org"]
     assert 'value="desk@example.org"' in client.get(page).content.decode()
+
+
+def test_topics_list_shows_the_ids_the_embedded_sign_up_form_needs(editor):
+    sport = TopicFactory(slug="sport", name="Sport")
+    page = editor.get(reverse("admin:subscribers_topic_changelist")).content.decode()
+    assert "Form value (id)" in page
+    assert f'<td class="field-form_value">{sport.pk}</td>' in page
