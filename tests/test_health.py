@@ -81,3 +81,15 @@ def test_health_is_unavailable_when_redis_is_down(client, settings):
 @pytest.mark.django_db
 def test_health_does_not_accept_writes(client):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.worker
+def test_a_real_worker_process_is_seen_and_its_clean_shutdown_is_noticed_at_once(client, worker_process):
+    worker = worker_process(concurrency=1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and client.get("/healthz").status_code != 200:
+        time.sleep(0.5)
+    checks = client.get("/healthz").json()["checks"]
+    assert checks["worker"]["ok"] and checks["worker"]["workers"] == 1, checks
+    worker.stop()  # SIGTERM: a warm shutdown, the heartbeat step says goodbye
+    assert client.get("/healthz").status_code == 503
