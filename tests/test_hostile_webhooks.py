@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 URL = "/anymail/mailgun/tracking/"
 examples = hsettings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
