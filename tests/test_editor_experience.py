@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -133,3 +134,9 @@ def test_topics_list_shows_the_ids_the_embedded_sign_up_form_needs(editor):
     page = editor.get(reverse("admin:subscribers_topic_changelist")).content.decode()
     assert "Form value (id)" in page
     assert f'<td class="field-form_value">{sport.pk}</td>' in page
+
+
+def test_send_edition_new_with_nothing_new_makes_no_empty_edition():
+    with pytest.raises(CommandError, match="Nothing was published since the previous edition"):
+        call_command("send_edition", "--new")
+    assert not Digest.objects.exists()

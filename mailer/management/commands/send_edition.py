@@ -35,6 +35,10 @@ class Command(BaseCommand):
             raise CommandError("Give an edition id, or --new.")
         if new:
             digest = digests.create_edition(frequency=frequency)
+            if not digest.articles.exists():
+                # An empty draft left behind by every "nothing new" run would pile up in the admin.
+                digest.delete()
+                raise CommandError("Nothing was published since the previous edition: no edition made.")
             self.stdout.write(
                 f"made edition {digest.pk}: {digest.subject!r}, {digest.articles.count()} articles"
             )
