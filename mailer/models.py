@@ -143,6 +143,7 @@ class Digest(models.Model):
     status_note = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        verbose_name = "edition"  # the editors' word; "digest" stays the code's
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "scheduled_for"], name="digest_due_idx")]
 

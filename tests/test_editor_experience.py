@@ -67,10 +67,12 @@ def test_broken_category_lists_are_refused_with_a_message(editor, value):
     assert not Article.objects.exists()
 
 
-def test_the_ledger_is_listed_in_plain_english(editor):
+def test_the_ledger_and_editions_are_listed_in_plain_english(editor):
     page = editor.get(reverse("admin:index")).content.decode()
-    assert "Deliveries" in page and "Batches" in page
-    assert "Deliverys" not in page and "Batchs" not in page
+    assert "Deliveries" in page and "Batches" in page and "Editions" in page
+    assert "Deliverys" not in page and "Batchs" not in page and ">Digests<" not in page
+    page = editor.get(reverse("admin:mailer_digest_add")).content.decode()
+    assert "Add edition" in page
 
 
 def test_a_sent_edition_says_when_it_went_out_not_that_it_is_scheduled(editor, settings):
