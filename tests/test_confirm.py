@@ -39,7 +39,8 @@ def test_the_confirmation_email_carries_the_signed_link_and_nothing_the_sender_t
     [message] = local_provider.messages(to="reader@example.org")
     assert message["subject"] == f"Please confirm your subscription to {settings.PUBLICATION_NAME}"
     link = link_in(message["text"], "confirm")
-    assert link == tokens.confirm_url(subscriber.uuid)
+    # The link is ours and names this subscriber (its timestamp is the send's, not now's).
+    assert link.startswith(f"{settings.SITE_URL}/confirm/")
     assert link in message["html"]
     assert "spam.example" not in message["html"] and "spam.example" not in message["text"]
     assert tokens.read_token(tokens.Purpose.CONFIRM, link.rstrip("/").rsplit("/", 1)[1]) == subscriber.uuid
