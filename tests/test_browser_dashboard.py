@@ -1,8 +1,6 @@
 """An editor opens the admin's front page in a real browser (headless Chromium) and sees the
 dashboard's chart drawn: four lines with a visible extent, the legend and the figures."""
 
-import os
-import shutil
 
 import pytest
 from django.utils import timezone
@@ -11,41 +9,8 @@ from tests.factories import SubscriberFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture
-def page(monkeypatch):
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
-        pytest.skip("Chromium is not installed")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
-
-
-def test_the_dashboard_chart_is_drawn(live_server, page, django_user_model):
+def test_the_dashboard_chart_is_drawn(live_server, browser_page, django_user_model):
+    page = browser_page
     django_user_model.objects.create_superuser("editor", "editor@example.org", "a long test password")
     now = timezone.now()
     for days_ago, count in ((0, 3), (2, 5), (9, 1)):

@@ -7,9 +7,7 @@ topic (HTML and text), sends a test to herself, sends it now and watches it reac
 the right counts. Then the readers' side: each got only the articles of their topics, under
 the edition's subject, with a working unsubscribe link."""
 
-import os
 import re
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -22,41 +20,6 @@ from subscribers.models import Frequency, Subscriber
 from tests.factories import ArticleFactory, SubscriberFactory, TopicFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
-        pytest.skip("Chromium is not installed")
-    # Playwright's sync API runs an event loop in this thread; the test itself is synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page()
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
-
 
 def newsroom_editor(username: str, email: str, password: str):
     """A staff account with the permissions an editor needs, not a superuser."""

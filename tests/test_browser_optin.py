@@ -2,9 +2,7 @@
 with the real worker and the local provider: sign up, confirm from the emailed link, open the
 preferences from the welcome email, change topics, unsubscribe."""
 
-import os
 import re
-import shutil
 
 import pytest
 
@@ -12,42 +10,6 @@ from subscribers.models import Subscriber
 from tests.factories import TopicFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
-        pytest.skip("Chromium is not installed")
-    # Playwright's sync API runs its own event loop; Django refuses ORM calls from a thread that
-    # has a running loop unless told this is deliberate (the test is synchronous).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
-
 
 def link(text: str, path: str) -> str:
     return re.search(rf"https?://\S+/{path}/\S+/", text).group(0)

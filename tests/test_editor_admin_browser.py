@@ -2,8 +2,6 @@
 with the real worker and the local provider: preview an edition, send a test, send it, and
 watch the page follow the send by itself until it is sent."""
 
-import os
-import shutil
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,41 +11,6 @@ from subscribers.models import Frequency
 from tests.factories import ArticleFactory, DigestFactory, SubscriberFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
-        pytest.skip("Chromium is not installed")
-    # Playwright's sync API runs an event loop in this thread; the test itself is synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page()
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
-
 
 def test_an_editor_previews_tests_sends_and_watches_an_edition(
     live_server, celery_worker, local_provider, settings, browser_page

@@ -1,46 +1,11 @@
 """The local inbox in a real browser (headless Chromium): an email's HTML is shown, its scripts
 never run, and its links open in a normal tab."""
 
-import os
-import shutil
 
 import pytest
 from anymail.message import AnymailMessage
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def browser_page():
-    executable = next(
-        (
-            path
-            for path in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium"))
-            if path and os.access(path, os.X_OK)
-        ),
-        None,
-    )
-    if executable is None:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
-
 
 def test_an_email_is_shown_but_its_scripts_never_run(local_provider, browser_page):
     message = AnymailMessage(
