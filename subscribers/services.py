@@ -3,15 +3,19 @@ and erase. Views, the API, the admin, imports and tasks call these; none of them
 Subscriber or ConsentRecord directly.
 
 Emails are never sent from here: sign-up and confirmation queue a Celery task after the
-transaction commits, so a request does the same small amount of work whatever the address.
+transaction commits. A reader's sign-up request writes nothing at all: it queues one
+``process_signup`` task carrying a validated ``Signup``, and the worker calls ``subscribe``, so
+the request does the same work whether or not the address is known.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from subscribers import signals
 from subscribers.addresses import normalise_email
@@ -27,6 +31,53 @@ class Consent:
     ip_address: str | None = None
     user_agent: str = ""
     wording: str = ""
+    # When the reader agreed; None means now. A queued sign-up keeps the time of its request.
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Signup:
+    """A validated sign-up as the request hands it to the worker. ``as_message`` gives the
+    JSON-safe form a Celery task carries; ``from_message`` reads it back."""
+
+    email: str
+    consent: Consent
+    topic_ids: tuple[int, ...] = ()
+    frequency: str = Frequency.DAILY
+    name: str = ""
+
+    def as_message(self) -> dict[str, Any]:
+        c = self.consent
+        return {
+            "email": self.email,
+            "topic_ids": list(self.topic_ids),
+            "frequency": self.frequency,
+            "name": self.name,
+            "consent": {
+                "source": c.source,
+                "ip_address": c.ip_address,
+                "user_agent": c.user_agent,
+                "wording": c.wording,
+                "at": (c.at or timezone.now()).isoformat(),
+            },
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> "Signup":
+        c = message["consent"]
+        return cls(
+            email=message["email"],
+            topic_ids=tuple(int(pk) for pk in message.get("topic_ids", ())),
+            frequency=message.get("frequency") or Frequency.DAILY,
+            name=message.get("name", ""),
+            consent=Consent(
+                source=c["source"],
+                ip_address=c.get("ip_address"),
+                user_agent=c.get("user_agent", ""),
+                wording=c.get("wording", ""),
+                at=parse_datetime(c["at"]) if c.get("at") else None,
+            ),
+        )
 
 
 def _record(subscriber: Subscriber, action: str, consent: Consent, *, wording: str | None = None) -> None:
@@ -37,6 +88,7 @@ def _record(subscriber: Subscriber, action: str, consent: Consent, *, wording: s
         ip_address=consent.ip_address or None,
         user_agent=(consent.user_agent or "")[:512],
         wording=consent.wording if wording is None else wording,
+        created_at=consent.at or timezone.now(),
     )
 
 
@@ -68,23 +120,39 @@ def subscribe(
     changes and the task sends nothing. A consent record of the request is written in every
     case. The task is queued in every case and decides, so the caller cannot tell the cases
     apart, and it sends at most one confirmation per address per
-    CONFIRMATION_RESEND_WINDOW. Raises ``InvalidAddress`` for an address we cannot store.
-    Calling it twice is harmless.
+    CONFIRMATION_RESEND_WINDOW. Readers' sign-ups reach this from the worker
+    (``process_signup``), never from the request. Raises ``InvalidAddress`` for an address we
+    cannot store. Calling it twice is harmless.
     """
     email = normalise_email(email)
     topics = list(topics)
     name = name.strip()
     with transaction.atomic():
         subscriber, created = Subscriber.objects.get_or_create(
-            email=email, defaults={"name": name, "frequency": frequency}
+            email=email,
+            defaults={"name": name, "frequency": frequency, "created_at": consent.at or timezone.now()},
         )
         if created or subscriber.status == Subscriber.Status.PENDING or subscriber.reopen():
             _apply_choices(subscriber, topics=topics, frequency=frequency, name=name)
-        # Every request is recorded, whatever the status: it is what happened, and it keeps the
-        # work of a request the same kind (a write and a queued task) for known and new addresses.
+        # Every request is recorded, whatever the status: it is what happened.
         _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
         _queue_confirmation(subscriber.pk)
     return subscriber
+
+
+def process_signup(signup: Signup) -> Subscriber:
+    """The worker's half of a reader's sign-up: ``subscribe`` with the request's choices and
+    consent (recorded at the time of the request). Topics deleted since the request are
+    dropped. Same guarantees as ``subscribe``: a redelivered task is harmless (one more consent
+    record, no second confirmation inside the resend window). Raises ``InvalidAddress``."""
+    topics = Topic.objects.filter(pk__in=signup.topic_ids) if signup.topic_ids else []
+    return subscribe(
+        email=signup.email,
+        consent=signup.consent,
+        topics=topics,
+        frequency=signup.frequency,
+        name=signup.name,
+    )
 
 
 def resend_confirmation(subscriber: Subscriber) -> bool:

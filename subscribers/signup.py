@@ -1,14 +1,18 @@
 """One sign-up attempt, shared by the page, the embeddable form and the JSON API: rate limit,
-validate, honeypot, then ``services.subscribe``. The answer is the same whether or not the
-address is known; only bad input (400) and too many attempts (429) differ."""
+validate, honeypot, then queue one ``process_signup`` task for the worker to store it.
+
+The request writes nothing and never looks the address up, so neither the answer nor the work
+behind it (and so its timing) depends on whether the address is known; only bad input (400)
+and too many attempts (429) differ."""
 
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import QueryDict
+from django.utils import timezone
 from django.utils.translation import gettext_lazy, ngettext
 
-from subscribers import ratelimit, services
+from subscribers import ratelimit, services, tasks
 from subscribers.forms import SignupForm, consent_wording, error_summary
 from subscribers.models import Frequency
 
@@ -71,16 +75,18 @@ def handle_signup(request, data: QueryDict | dict, *, source: str) -> SignupResu
         return SignupResult(202, ACCEPTED_MESSAGE, form=SignupForm())
     if not form.is_valid():
         return SignupResult(400, error_summary(form), form=form)
-    services.subscribe(
+    signup = services.Signup(
         email=form.cleaned_data["email"],
-        topics=form.cleaned_data["topics"],
+        topic_ids=tuple(topic.pk for topic in form.cleaned_data["topics"]),
         frequency=form.cleaned_data["frequency"],
-        name=form.cleaned_data["name"],
+        name=form.cleaned_data["name"].strip(),
         consent=services.Consent(
             source=source,
             ip_address=ratelimit.client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             wording=consent_wording(),
+            at=timezone.now(),
         ),
     )
+    tasks.process_signup.delay(signup.as_message())
     return SignupResult(202, ACCEPTED_MESSAGE, form=form)

@@ -9,8 +9,10 @@ import logging
 import random
 
 from celery import shared_task
+from django.db import OperationalError
 
-from subscribers import emails
+from subscribers import emails, services
+from subscribers.addresses import InvalidAddress
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +52,17 @@ def send_welcome(self, subscriber_id: int) -> str:
     except emails.PermanentEmailError as exc:
         log.warning("welcome for subscriber %s refused: %s", subscriber_id, exc)
         return "refused"
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def process_signup(self, signup: dict) -> str:
+    """A reader's sign-up, queued by the request (``services.Signup.as_message``): all its
+    writes and the confirmation happen here, so the request cannot tell known from new."""
+    try:
+        services.process_signup(services.Signup.from_message(signup))
+    except OperationalError as exc:  # the database is away for a moment; the sign-up is not lost
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    except InvalidAddress as exc:  # validated by the request already; only a changed rule lands here
+        log.warning("queued sign-up refused: %s", exc)
+        return "refused"
+    return "done"

@@ -2,18 +2,23 @@
 (status, body, headers) and the work a request does are the same for a new address and for
 every kind of known one; however many sign-ups name one address, from however many
 networks and in whatever spelling, it gets one confirmation per window (counted at the
-provider). Timing is measured, not asserted, by bench/load_signups.py."""
+provider). The request itself only validates, counts the client's attempts and queues one
+task; the worker does every write, so the request's database queries (none) and Redis commands
+are identical whatever the address. Timing is measured, not asserted, by bench/load_signups.py."""
 
 import json
+import re
 
 import pytest
+import redis
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from subscribers.models import Subscriber
-from subscribers.tasks import send_confirmation
-from tests.factories import SubscriberFactory
+from subscribers.tasks import process_signup, send_confirmation
+from tests.factories import SubscriberFactory, TopicFactory
+from tests.signups import queued_tasks, run_queued_signups
 
 pytestmark = pytest.mark.django_db
 
@@ -36,10 +41,13 @@ def answer(client, kind: str, django_capture_on_commit_callbacks) -> tuple:
     email = f"{kind}@example.org"
     if KNOWN[kind]:
         SubscriberFactory(email=email, status=KNOWN[kind])
-    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as queued:
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as on_commit:
         page = client.post("/subscribe/", {"email": email, "frequency": "daily"})
         api = client.post("/api/subscribe", json.dumps({"email": email}), content_type="application/json")
     writes = [q["sql"].split()[0] for q in queries.captured_queries if not q["sql"].startswith("SELECT")]
+    queued = [(name, args[0]["email"]) for name, args, _ in queued_tasks() if name == process_signup.name]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_queued_signups() == 2
     return (
         (
             page.status_code,
@@ -48,8 +56,10 @@ def answer(client, kind: str, django_capture_on_commit_callbacks) -> tuple:
             api.content,
             tuple(sorted(api.headers.items())),
         ),
-        len(queued),
+        len(on_commit),
         sorted(writes),
+        [q["sql"] for q in queries.captured_queries],
+        queued,
     )
 
 
@@ -59,9 +69,82 @@ def test_the_answer_and_the_work_are_the_same_for_new_and_known_addresses(
     results = {kind: answer(client, kind, django_capture_on_commit_callbacks) for kind in KNOWN}
     responses = {kind: r[0] for kind, r in results.items()}
     assert len(set(responses.values())) == 1, responses
-    # Each request queues the same task and writes a consent record, whoever the address is.
-    assert {kind: r[1] for kind, r in results.items()} == dict.fromkeys(KNOWN, 2)  # page + API
-    assert all("INSERT" in r[2] for r in results.values()), {k: r[2] for k, r in results.items()}
+    # The request never looks the address up and writes nothing: it queues one sign-up task
+    # (page + API = two), whoever the address is, and the worker does the rest.
+    assert {kind: r[1] for kind, r in results.items()} == dict.fromkeys(KNOWN, 0)
+    assert {kind: r[2] for kind, r in results.items()} == {kind: [] for kind in KNOWN}
+    assert {kind: r[3] for kind, r in results.items()} == {kind: [] for kind in KNOWN}
+    assert {kind: r[4] for kind, r in results.items()} == {
+        kind: [(process_signup.name, f"{kind}@example.org")] * 2 for kind in KNOWN
+    }
+    # Run by the worker, each request writes a consent record and queues a confirmation task,
+    # whoever the address is (the confirmation task decides whether anything is sent).
+    for kind in KNOWN:
+        subscriber = Subscriber.objects.get(email=f"{kind}@example.org")
+        assert list(subscriber.consents.values_list("action", flat=True)) == ["subscribe"] * 2
+    assert [name for name, _, _ in queued_tasks()] == [send_confirmation.name] * 2 * len(KNOWN)
+
+
+class RedisCommands:
+    """Every command this process sends to Redis (cache and broker), as (command, key)."""
+
+    def __init__(self):
+        self.commands: list[tuple[str, str]] = []
+
+    def record(self, args) -> None:
+        parts = [a.decode() if isinstance(a, bytes) else str(a) for a in args[:2]]
+        # Digits vary by the clock (the rate-limit window) and by task ids, not by the address.
+        self.commands.append(tuple(re.sub(r"[0-9]+", "N", part) for part in parts))
+
+
+@pytest.fixture
+def redis_commands(monkeypatch):
+    recorder = RedisCommands()
+    for packer in (redis.connection.PythonRespSerializer, redis.connection.HiredisRespSerializer):
+        original = packer.pack
+
+        def pack(self, *args, _original=original):
+            recorder.record(args)
+            return _original(self, *args)
+
+        monkeypatch.setattr(packer, "pack", pack)
+    return recorder
+
+
+@pytest.mark.parametrize("topics", [False, True])
+def test_the_request_path_makes_no_queries_and_the_same_redis_commands_for_new_and_known_addresses(
+    client, unlimited, redis_commands, django_assert_num_queries, topics
+):
+    topic_ids = [TopicFactory(slug="sport").pk] if topics else []
+    for kind, status in KNOWN.items():
+        if status:
+            SubscriberFactory(email=f"{kind}@example.org", status=status)
+
+    def request_path(email: str) -> tuple[list[str], list[tuple[str, str]]]:
+        redis_commands.commands.clear()
+        with CaptureQueriesContext(connection) as queries:
+            page = client.post("/subscribe/", {"email": email, "frequency": "daily", "topics": topic_ids})
+            api = client.post(
+                "/api/subscribe",
+                json.dumps({"email": email, "topics": topic_ids}),
+                content_type="application/json",
+            )
+        assert (page.status_code, api.status_code) == (302, 202)
+        return [q["sql"] for q in queries.captured_queries], list(redis_commands.commands)
+
+    request_path("warm-up@example.org")  # first use opens connections and declares the queue
+    seen = {kind: request_path(f"{kind}@example.org") for kind in KNOWN}
+    assert all(seen[kind] == seen["new"] for kind in KNOWN), seen
+    sql, commands = seen["new"]
+    # Topic ids are checked against the offered topics (a read that does not involve the
+    # address); nothing else touches the database, and nothing at all without topics.
+    assert len(sql) == (2 if topics else 0) and all(q.startswith("SELECT") for q in sql), sql
+    with django_assert_num_queries(0):
+        client.post("/subscribe/", {"email": "known@example.org", "frequency": "daily"})
+    assert ("LPUSH", "celery") in commands  # the one sign-up task, in the broker
+    assert sum(1 for c in commands if c[0] == "LPUSH") == 2  # page + API
+    assert len(queued_tasks()) == 2 * (1 + len(KNOWN)) + 1
+    assert not Subscriber.objects.filter(email__in=["new@example.org", "warm-up@example.org"]).exists()
 
 
 @pytest.fixture
@@ -82,6 +165,7 @@ def test_sign_up_flooding_of_one_address_sends_one_confirmation(
             response = client.post(
                 "/subscribe/", {"email": spellings[n % len(spellings)], "frequency": "daily"}
             )
+            assert run_queued_signups() == 1
         assert response.status_code == 302
     assert Subscriber.objects.filter(email="victim@example.org").count() == 1
     assert len(local_provider.messages(to="victim@example.org")) == 1
@@ -99,4 +183,5 @@ def test_one_network_is_rate_limited_and_told_when_to_come_back(client, settings
         "/api/subscribe", json.dumps({"email": "x@example.org"}), content_type="application/json"
     )
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert run_queued_signups() == 5
     assert Subscriber.objects.count() == 5

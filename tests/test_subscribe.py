@@ -1,36 +1,31 @@
 """Sign-up on the page: validation, normalisation, double opt-in start, no enumeration, abuse."""
 
-import base64
 import json
 
 import pytest
-import redis
-from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
+from subscribers import services
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.forms import consent_wording
 from subscribers.models import ConsentRecord, Subscriber
 from tests.factories import SubscriberFactory, TopicFactory
+from tests.signups import queued_tasks, run_queued_signups
 
 pytestmark = pytest.mark.django_db
 
 
-def queued_tasks() -> list[tuple[str, list, dict]]:
-    """The tasks waiting in the real broker queue: (name, args, kwargs)."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    out = []
-    for raw in broker.lrange("celery", 0, -1):
-        message = json.loads(raw)
-        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        out.append((message["headers"]["task"], args, kwargs))
-    return out
-
-
 def sign_up(client, django_capture_on_commit_callbacks, **data):
+    """POST the page's form, then run the sign-up task the request queued (the confirmation it
+    queues in turn goes to the real broker)."""
     data.setdefault("frequency", "daily")
     with django_capture_on_commit_callbacks(execute=True):
-        return client.post("/subscribe/", data, REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="Mozilla/5.0 test")
+        response = client.post(
+            "/subscribe/", data, REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="Mozilla/5.0 test"
+        )
+        run_queued_signups()
+    return response
 
 
 @pytest.mark.parametrize(
@@ -153,9 +148,13 @@ def test_signing_up_again_after_unsubscribing_starts_over_at_pending(
 def test_a_filled_honeypot_gets_the_same_answer_and_stores_nothing(
     client, django_capture_on_commit_callbacks
 ):
-    response = sign_up(
-        client, django_capture_on_commit_callbacks, email="bot@example.org", website="http://spam.example"
-    )
+    data = {"email": "bot@example.org", "website": "http://spam.example", "frequency": "daily"}
+    response = client.post("/subscribe/", data)
+    assert response.status_code == 302 and response["Location"] == "/thanks/"
+    # Not even a sign-up task for the worker: nothing is queued, so nothing can be stored later.
+    assert queued_tasks() == []
+    assert not Subscriber.objects.exists() and not ConsentRecord.objects.exists()
+    response = sign_up(client, django_capture_on_commit_callbacks, **data)
     assert response.status_code == 302 and response["Location"] == "/thanks/"
     assert not Subscriber.objects.exists() and not ConsentRecord.objects.exists()
     assert queued_tasks() == []
@@ -244,3 +243,50 @@ def test_one_ipv6_network_shares_one_limit(client, settings):
     # Another address in the same /64 is the same household or host.
     assert client.post("/subscribe/", data, REMOTE_ADDR="2001:db8:1:2::99").status_code == 429
     assert client.post("/subscribe/", data, REMOTE_ADDR="2001:db8:1:3::10").status_code == 302
+
+
+def test_the_request_queues_the_validated_sign_up_and_the_worker_keeps_its_time(client):
+    sport = TopicFactory(slug="sport")
+    before = timezone.now()
+    response = client.post(
+        "/subscribe/",
+        {"email": " Reader@Example.ORG", "name": " Ann ", "topics": [sport.pk], "frequency": "weekly"},
+        REMOTE_ADDR="203.0.113.7",
+        HTTP_USER_AGENT="Mozilla/5.0 test",
+    )
+    after = timezone.now()
+    assert response.status_code == 302 and not Subscriber.objects.exists()
+    [(name, [message], kwargs)] = queued_tasks()
+    assert (name, kwargs) == ("subscribers.tasks.process_signup", {})
+    signup = services.Signup.from_message(message)
+    assert signup == services.Signup(
+        email="reader@example.org",
+        topic_ids=(sport.pk,),
+        frequency="weekly",
+        name="Ann",
+        consent=services.Consent(
+            source=ConsentRecord.Source.FORM,
+            ip_address="203.0.113.7",
+            user_agent="Mozilla/5.0 test",
+            wording=consent_wording(),
+            at=signup.consent.at,
+        ),
+    )
+    assert before <= signup.consent.at <= after
+    assert run_queued_signups() == 1
+    subscriber = Subscriber.objects.get()
+    assert subscriber.created_at == signup.consent.at == subscriber.consents.get().created_at
+
+
+def test_a_topic_deleted_before_the_worker_runs_is_dropped_from_the_sign_up():
+    sport, politics = TopicFactory(slug="sport"), TopicFactory(slug="politics")
+    signup = services.Signup(
+        email="late@example.org",
+        topic_ids=(sport.pk, politics.pk),
+        consent=services.Consent(source=ConsentRecord.Source.API, at=timezone.now()),
+    )
+    message = json.loads(json.dumps(signup.as_message()))  # what the broker carries
+    politics.delete()
+    subscriber = services.process_signup(services.Signup.from_message(message))
+    assert list(subscriber.topics.all()) == [sport] and subscriber.segment_key == str(sport.pk)
+    assert subscriber.status == Subscriber.Status.PENDING

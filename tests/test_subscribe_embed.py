@@ -7,6 +7,7 @@ from django.test import Client
 
 from subscribers.models import ConsentRecord, Subscriber
 from tests.factories import SubscriberFactory, TopicFactory
+from tests.signups import run_queued_signups
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,7 @@ def test_a_form_on_an_allowed_site_signs_up_without_our_csrf_token_and_goes_back
     )
     assert response.status_code == 302
     assert response["Location"] == f"{SITE}/newsletter/?from=box&subscribed=1"
+    assert run_queued_signups() == 1
     subscriber = Subscriber.objects.get()
     assert subscriber.status == Subscriber.Status.PENDING
     assert subscriber.consents.get().source == ConsentRecord.Source.FORM
@@ -106,6 +108,7 @@ def test_the_api_signs_up_and_answers_the_same_for_a_known_address(strict_client
     first = api(strict_client, {"email": "New@Example.org", "topics": [sport.pk], "name": "Ann"})
     assert first.status_code == 202
     assert first["Access-Control-Allow-Origin"] == SITE
+    assert run_queued_signups() == 1
     subscriber = Subscriber.objects.get()
     assert subscriber.email == "new@example.org" and subscriber.segment_key == str(sport.pk)
     assert subscriber.consents.get().source == ConsentRecord.Source.API

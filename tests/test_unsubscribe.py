@@ -6,6 +6,7 @@ from django.test import Client
 from subscribers import services, signals, tokens
 from subscribers.models import ConsentRecord, Subscriber
 from tests.factories import SubscriberFactory, TopicFactory
+from tests.signups import run_queued_signups
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +66,7 @@ def test_the_resubscribe_button_goes_through_confirmation_again(client, django_c
             "/subscribe/",
             {"email": "reader@example.org", "frequency": "weekly", "topics": [sport.pk]},
         )
+        assert run_queued_signups() == 1
     assert again.status_code == 302
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.PENDING and len(queued) == 1
