@@ -1,13 +1,13 @@
 """An editor opens the admin's front page in a real browser (headless Chromium) and sees the
 dashboard's chart drawn: four lines with a visible extent, the legend and the figures."""
 
-
 import pytest
 from django.utils import timezone
 
 from tests.factories import SubscriberFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
 
 def test_the_dashboard_chart_is_drawn(live_server, browser_page, django_user_model):
     page = browser_page

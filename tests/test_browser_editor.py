@@ -21,6 +21,7 @@ from tests.factories import ArticleFactory, SubscriberFactory, TopicFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
+
 def newsroom_editor(username: str, email: str, password: str):
     """A staff account with the permissions an editor needs, not a superuser."""
     user = get_user_model().objects.create_user(

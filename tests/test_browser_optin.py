@@ -11,6 +11,7 @@ from tests.factories import TopicFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
+
 def link(text: str, path: str) -> str:
     return re.search(rf"https?://\S+/{path}/\S+/", text).group(0)
 

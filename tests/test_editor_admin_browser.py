@@ -2,7 +2,6 @@
 with the real worker and the local provider: preview an edition, send a test, send it, and
 watch the page follow the send by itself until it is sent."""
 
-
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -11,6 +10,7 @@ from subscribers.models import Frequency
 from tests.factories import ArticleFactory, DigestFactory, SubscriberFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
 
 def test_an_editor_previews_tests_sends_and_watches_an_edition(
     live_server, celery_worker, local_provider, settings, browser_page

@@ -1,11 +1,11 @@
 """The local inbox in a real browser (headless Chromium): an email's HTML is shown, its scripts
 never run, and its links open in a normal tab."""
 
-
 import pytest
 from anymail.message import AnymailMessage
 
 pytestmark = pytest.mark.browser
+
 
 def test_an_email_is_shown_but_its_scripts_never_run(local_provider, browser_page):
     message = AnymailMessage(
