@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -105,13 +107,25 @@ def remove_signups() -> int:
         return cursor.rowcount
 
 
-def print_load(title: str, load, stored: int) -> None:
+def print_load(title: str, load, outcome: str) -> None:
     heading(title)
     figure("load generator", load.tool)
     figure("requests", f"{load.requests:,} in {load.seconds:.1f} s = {load.rate:,.0f} sign-ups/s")
     figure("latency", f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, max {load.max_ms:.1f} ms")
     figure("errors", f"{load.errors} (connection errors, timeouts and 4xx/5xx answers)")
-    figure("stored", f"{stored:,} pending subscribers")
+    figure("accepted", outcome)
+
+
+def settled_count(queryset, *, quiet_seconds: float = 2, timeout: float = 120) -> int:
+    """The count once it has stopped growing: sign-ups are written by the worker, not the request."""
+    deadline = time.monotonic() + timeout
+    count, since = queryset.count(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_seconds:
+        time.sleep(0.25)
+        now = queryset.count()
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                 run_id="i",
                 force_python=args.python_loadgen,
             )
-            print_load("sign-ups, nothing being sent", load, signups.count())
+            # No worker runs yet: every accepted sign-up is a message waiting in the queue.
+            queued = redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("celery")
+            print_load("sign-ups, nothing being sent", load, f"{queued:,} sign-ups queued for the worker")
             results.append(load)
             # The confirmations queued by these sign-ups are not part of the edition's work.
             app.control.purge()
@@ -189,11 +205,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 after = Delivery.objects.filter(digest=digest, status=Delivery.Status.SENT).count()
                 status = Digest.objects.get(pk=digest.pk).status
+                stored = settled_count(signups)
             print_load(
                 f"sign-ups while {args.send_workers} workers send an edition to "
                 f"{dataset.subscribers:,} subscribers",
                 load,
-                signups.count(),
+                f"{stored:,} pending subscribers stored by the workers",
             )
             figure(
                 "sent meanwhile",
