@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import data, loadgen
     from bench.common import database_url
     from bench.send_edition import Counters
-    from bench.signup import Gunicorn, remove_signups
+    from bench.signup import Gunicorn, remove_signups, settled_count
     from mailer.models import Delivery, Digest
     from mailer.sending.queue import START_EDITION
     from subscribers.models import Subscriber
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 after = sent.count()
                 status = Digest.objects.get(pk=digest.pk).status
-            signups = Subscriber.objects.filter(email__endswith=f"@{loadgen.EMAIL_DOMAIN}").count()
+                # Requests only queue sign-ups; the running worker stores them.
+                signups = settled_count(Subscriber.objects.filter(email__endswith=f"@{loadgen.EMAIL_DOMAIN}"))
             heading(
                 f"sign-ups while an edition goes to {dataset.subscribers:,} subscribers (production settings)"
             )
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             figure("requests", f"{load.requests:,} in {load.seconds:.1f} s = {load.rate:,.0f} sign-ups/s")
             figure("latency", f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, max {load.max_ms:.1f} ms")
             figure("errors", f"{load.errors} ({100 * load.errors / max(load.requests, 1):.2f}%)")
-            figure("stored", f"{signups:,} pending subscribers")
+            figure("stored", f"{signups:,} pending subscribers (written by the worker)")
             figure(
                 "sent meanwhile",
                 f"{after - before:,} recipients during the load (edition {status} at the end)",
