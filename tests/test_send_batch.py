@@ -178,7 +178,9 @@ def test_permanent_rejection_fails_the_deliveries_with_the_providers_reason(loca
     status, error = errors.pop()
     assert status == Delivery.Status.FAILED and error.startswith("Refused by the provider: HTTP 400")
     digest.refresh_from_db()
-    assert digest.status == Digest.Status.SENT  # finished: every delivery has its outcome
+    # Finished (every delivery has its outcome), and nothing left: the edition says so.
+    assert digest.status == Digest.Status.FAILED and digest.finished_at
+    assert digest.status_note.startswith("No recipient could be sent to")
     failed = selectors.failed_deliveries(digest.pk)
     assert len(failed) == 6 and failed[0]["error"] == error
 

@@ -28,11 +28,11 @@ def _fast_retries(settings):
     settings.PROVIDER_OUTAGE_PROBE_SECONDS = 1
 
 
-def wait_until_finished(digest: Digest, timeout: float = 45) -> Digest:
+def wait_until_finished(digest: Digest, timeout: float = 45, status: str = Digest.Status.SENT) -> Digest:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         digest.refresh_from_db()
-        if digest.status == Digest.Status.SENT:
+        if digest.status == status:
             return digest
         time.sleep(0.1)
     figures = selectors.edition_figures(digest.pk)
@@ -202,7 +202,8 @@ def test_a_provider_that_keeps_failing_fails_the_batch_with_the_reason_after_the
 
     start_edition.delay(digest.pk)
 
-    wait_until_finished(digest)
+    # Nothing could be sent: the edition ends "failed", not a green "sent".
+    wait_until_finished(digest, status=Digest.Status.FAILED)
     assert local_provider.stats()["calls"] == 6  # two batches, three attempts each
     errors = set(Delivery.objects.filter(digest=digest).values_list("status", "error"))
     assert errors == {
