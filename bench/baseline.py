@@ -36,7 +36,8 @@ def naive_send(provider, *, sample: int) -> Timing:
 
     from bench import data
     from mailer.rendering import apply_merge_data, build_segment, digest_articles, recipient_merge_data
-    from mailer.sending.message import list_id, list_unsubscribe
+    from mailer.sending.message import list_id
+    from subscribers.headers import list_unsubscribe
     from subscribers.models import Subscriber
 
     settings.ANYMAIL = {**settings.ANYMAIL, "MAILGUN_API_URL": provider.api_url}

@@ -67,12 +67,9 @@ def database_url() -> str:
     """The Django database as a DATABASE_URL for the worker processes."""
     from django.db import connection
 
-    s = connection.settings_dict
-    if s["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{s['NAME']}"
-    user = s.get("USER") or "postgres"
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    from config.settings.env import database_url as as_url
+
+    return as_url(connection.settings_dict)
 
 
 def figure(name: str, value, unit: str = "") -> None:

@@ -75,7 +75,7 @@ def time_personalisation(recipients: int) -> tuple[float, float, float]:
     each recipient adds to a batch call); filling a 10-article body locally instead."""
     from mailer import rendering
     from mailer.models import Digest
-    from mailer.sending.message import list_unsubscribe
+    from subscribers.headers import list_unsubscribe
 
     readers = [(uuid.uuid4(), f"Reader {n}" if n % 3 else "") for n in range(recipients)]
     started = time.perf_counter()

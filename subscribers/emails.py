@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from mailer.mjml import render_email
 from subscribers import tokens
+from subscribers.headers import list_unsubscribe
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,6 @@ def send_welcome(subscriber_id: int) -> str:
     if subscriber.status != Subscriber.Status.ACTIVE:
         return "not-active"
     links = tokens.recipient_links(subscriber.uuid)
-    unsubscribe = f"<{links['one_click_url']}>"
-    if settings.LIST_UNSUBSCRIBE_MAILTO:
-        unsubscribe += f", <mailto:{settings.LIST_UNSUBSCRIBE_MAILTO}?subject=unsubscribe>"
     _send(
         subscriber,
         kind="welcome",
@@ -121,7 +119,7 @@ def send_welcome(subscriber_id: int) -> str:
             **links,
         ),
         headers={
-            "List-Unsubscribe": unsubscribe,
+            "List-Unsubscribe": list_unsubscribe(links["one_click_url"]),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "List-Id": f"<{settings.LIST_ID}>",
         },

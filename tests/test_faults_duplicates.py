@@ -17,7 +17,13 @@ from mailer.tasks.delivery import start_edition
 from tests.factories import ArticleFactory
 from tests.fixtures.worker import ROOT, database_url_for_subprocess
 from tests.test_delivery_fanout import add_subscribers, make_edition
-from tests.test_faults_support import assert_each_once, assert_figures_add_up, kill_group, wait_until_sent
+from tests.test_faults_support import (
+    assert_each_once,
+    assert_figures_add_up,
+    kill_group,
+    wait_until_sent,
+    worker_env,
+)
 from worker import app
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -30,17 +36,6 @@ from worker import app
 app.conf.beat_schedule = {"tick": {"task": "mailer.tasks.digests.tick", "schedule": 0.25}}
 app.Beat(schedule=sys.argv[1], max_interval=0.25, loglevel="WARNING", quiet=True).run()
 """
-
-
-def worker_env(local_provider, **extra: str) -> dict[str, str]:
-    return {
-        "MAILGUN_API_URL": local_provider.api_url,
-        "PROVIDER_HONOURS_IDEMPOTENCY_KEY": "true",
-        "DELIVERY_RETRY_BACKOFF_MS": "100",
-        "LOG_LEVEL": "WARNING",
-        "SITE_URL": settings.SITE_URL,
-        **extra,
-    }
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 from celery import Celery
-from django.conf import settings
 from django.db import connection
 
 from mailer.models import Digest
@@ -18,23 +17,21 @@ from mailer.tasks.delivery import start_edition
 from tests.fixtures.worker import WorkerProcess, database_url_for_subprocess
 from tests.test_delivery_fanout import add_subscribers, make_edition
 from tests.test_faults_support import ThrowawayRedis, assert_each_once, assert_figures_add_up, wait_until_sent
+from tests.test_faults_support import worker_env as support_worker_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def worker_env(local_provider, **extra: str) -> dict[str, str]:
-    return {
-        "MAILGUN_API_URL": local_provider.api_url,
-        "PROVIDER_BATCH_SIZE": "30",
-        "PROVIDER_HONOURS_IDEMPOTENCY_KEY": "true",
-        "CELERY_VISIBILITY_TIMEOUT": "2",
-        "DELIVERY_BATCH_LEASE": "3",
-        "DELIVERY_RETRY_BACKOFF_MS": "200",
-        "DELIVERY_RETRY_BACKOFF_MAX": "2",
-        "LOG_LEVEL": "WARNING",
-        "SITE_URL": settings.SITE_URL,
+    return support_worker_env(
+        local_provider,
+        PROVIDER_BATCH_SIZE="30",
+        CELERY_VISIBILITY_TIMEOUT="2",
+        DELIVERY_BATCH_LEASE="3",
+        DELIVERY_RETRY_BACKOFF_MS="200",
+        DELIVERY_RETRY_BACKOFF_MAX="2",
         **extra,
-    }
+    )
 
 
 @pytest.fixture

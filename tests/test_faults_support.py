@@ -21,6 +21,21 @@ from mailer import selectors
 from mailer.models import Batch, Digest
 
 
+def worker_env(local_provider, **overrides: str) -> dict[str, str]:
+    """Environment of a worker process sending to the local provider, with quick retries; each
+    test adds what its fault needs (batch size, visibility timeout, batch lease...)."""
+    from django.conf import settings
+
+    return {
+        "MAILGUN_API_URL": local_provider.api_url,
+        "PROVIDER_HONOURS_IDEMPOTENCY_KEY": "true",
+        "DELIVERY_RETRY_BACKOFF_MS": "100",
+        "LOG_LEVEL": "WARNING",
+        "SITE_URL": settings.SITE_URL,
+        **overrides,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

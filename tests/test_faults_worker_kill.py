@@ -5,12 +5,12 @@ import random
 import time
 
 import pytest
-from django.conf import settings
 
 from mailer.models import Delivery
 from mailer.tasks.delivery import start_edition
 from tests.test_delivery_fanout import add_subscribers, make_edition
 from tests.test_faults_support import assert_each_once, assert_figures_add_up, wait_until_sent
+from tests.test_faults_support import worker_env as support_worker_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -20,16 +20,12 @@ VISIBILITY_TIMEOUT = 2  # seconds before a dead worker's unacknowledged tasks go
 
 
 def worker_env(local_provider) -> dict[str, str]:
-    return {
-        "MAILGUN_API_URL": local_provider.api_url,
-        "PROVIDER_BATCH_SIZE": "40",
-        "PROVIDER_HONOURS_IDEMPOTENCY_KEY": "true",
-        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        "DELIVERY_BATCH_LEASE": "3",
-        "DELIVERY_RETRY_BACKOFF_MS": "100",
-        "LOG_LEVEL": "WARNING",
-        "SITE_URL": settings.SITE_URL,
-    }
+    return support_worker_env(
+        local_provider,
+        PROVIDER_BATCH_SIZE="40",
+        CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
+        DELIVERY_BATCH_LEASE="3",
+    )
 
 
 def recorded(local_provider) -> int:

@@ -4,12 +4,12 @@ gets the edition exactly once, counted at the provider."""
 import time
 
 import pytest
-from django.conf import settings
 
 from mailer import selectors
 from mailer.models import Batch, Delivery, Digest
 from mailer.tasks.delivery import start_edition
 from tests.test_delivery_fanout import add_subscribers, make_edition
+from tests.test_faults_support import worker_env as support_worker_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -17,16 +17,12 @@ VISIBILITY_TIMEOUT = 2  # seconds before a dead worker's unacknowledged tasks go
 
 
 def worker_env(local_provider) -> dict[str, str]:
-    return {
-        "MAILGUN_API_URL": local_provider.api_url,
-        "PROVIDER_BATCH_SIZE": "50",
-        "PROVIDER_HONOURS_IDEMPOTENCY_KEY": "true",
-        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        "DELIVERY_BATCH_LEASE": "3",
-        "DELIVERY_RETRY_BACKOFF_MS": "100",
-        "LOG_LEVEL": "WARNING",
-        "SITE_URL": settings.SITE_URL,
-    }
+    return support_worker_env(
+        local_provider,
+        PROVIDER_BATCH_SIZE="50",
+        CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
+        DELIVERY_BATCH_LEASE="3",
+    )
 
 
 def wait_until_finished(digest: Digest, timeout: float) -> None:

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from mailer.models import Batch, Digest, RenderedSegment
 from mailer.rendering import recipient_merge_data
+from subscribers.headers import header_safe, list_unsubscribe, mailto_suffix
 
 
 @dataclass(frozen=True)
@@ -19,23 +20,10 @@ class Recipient:
     name: str
 
 
-def _header_safe(value: str) -> str:
-    return " ".join(value.replace("\r", " ").replace("\n", " ").split())
-
-
 def list_id() -> str:
     """RFC 2919 List-Id: the publication's name and the list's identifier."""
-    name = _header_safe(settings.PUBLICATION_NAME).replace("\\", "").replace('"', "")
-    return f'"{name}" <{_header_safe(settings.LIST_ID)}>'
-
-
-def list_unsubscribe(one_click_url: str) -> str:
-    """RFC 2369 List-Unsubscribe: the recipient's own one-click URL (RFC 8058), and the mailto
-    address when one is configured."""
-    targets = [f"<{one_click_url}>"]
-    if settings.LIST_UNSUBSCRIBE_MAILTO:
-        targets.append(f"<mailto:{_header_safe(settings.LIST_UNSUBSCRIBE_MAILTO)}?subject=unsubscribe>")
-    return ", ".join(targets)
+    name = header_safe(settings.PUBLICATION_NAME).replace("\\", "").replace('"', "")
+    return f'"{name}" <{header_safe(settings.LIST_ID)}>'
 
 
 def build_message(
@@ -46,11 +34,12 @@ def build_message(
     the provider's webhooks; X-Idempotency-Key lets a provider that honours it accept a replayed
     call only once."""
     merge_data, merge_headers, merge_metadata = {}, {}, {}
+    suffix, digest_id = mailto_suffix(), str(digest.pk)  # the same for every recipient
     for r in recipients:
         data = recipient_merge_data(subscriber_uuid=r.uuid, name=r.name, digest_id=digest.pk)
         merge_data[r.email] = data
-        merge_headers[r.email] = {"List-Unsubscribe": list_unsubscribe(data["one_click_url"])}
-        merge_metadata[r.email] = {"delivery_id": str(r.delivery_id), "digest_id": str(digest.pk)}
+        merge_headers[r.email] = {"List-Unsubscribe": list_unsubscribe(data["one_click_url"], suffix)}
+        merge_metadata[r.email] = {"delivery_id": str(r.delivery_id), "digest_id": digest_id}
 
     message = AnymailMessage(
         subject=rendering.subject or digest.subject,
