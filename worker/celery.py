@@ -3,6 +3,8 @@
 import os
 
 from celery import Celery
+from celery.signals import celeryd_init
+from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -19,10 +21,27 @@ app.conf.beat_schedule = {
     # Delivery housekeeping: batches of dead workers past their lease, uncertain batches.
     "delivery-sweep": {"task": "mailer.tasks.delivery.sweep", "schedule": 60.0},
 }
+# Two queues, both consumed by every worker unless started with -Q: "celery" for what a reader
+# or an editor waits on (sign-ups, confirmations, test sends, feeds, beat's ticks) and "bulk"
+# for an edition's fan-out and batches. Kombu's Redis transport takes from the two in turn, so a
+# sign-up queued during a million-recipient send waits for one batch, not for the whole edition.
+app.conf.task_default_queue = "celery"
+app.conf.task_queues = (Queue("celery"), Queue("bulk"))
 app.conf.task_routes = {
-    "subscribers.tasks.*": {"queue": "celery"},
-    "mailer.tasks.*": {"queue": "celery"},
+    "mailer.tasks.delivery.start_edition": {"queue": "bulk"},
+    "mailer.tasks.delivery.send_batch": {"queue": "bulk"},
+    "mailer.tasks.delivery.probe_provider": {"queue": "bulk"},
 }
+
+
+@celeryd_init.connect
+def _lower_priority(**_) -> None:
+    """Before the pool starts, so its threads and processes inherit it (settings.WORKER_NICENESS)."""
+    from django.conf import settings
+
+    if settings.WORKER_NICENESS > 0:
+        os.nice(settings.WORKER_NICENESS)
+
 
 # Every worker writes a heartbeat to Redis that /healthz and the editors' dashboard read.
 from config.heartbeat import WorkerHeartbeat  # noqa: E402

@@ -205,6 +205,9 @@ CELERY_RESULT_EXPIRES = 3600
 # A task that is not acked within this many seconds is redelivered to another worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900)}
 CELERY_TIMEZONE = "UTC"
+# Workers run at this niceness (0 to 19): on a machine they share with the web, a reader's
+# request gets the CPU before the bulk send, which only slows down while the web is busy.
+WORKER_NICENESS = env_int("WORKER_NICENESS", 10)
 
 # Structured log lines (key=value, or JSON with LOG_FORMAT=json) carrying the edition and batch
 # ids that config.logging.log_context sets. The worker keeps this configuration instead of
