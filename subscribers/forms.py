@@ -40,6 +40,8 @@ class TopicChoiceField(forms.ModelMultipleChoiceField):
     }
 
     def clean(self, value):
+        if not self.required and value in self.empty_values:
+            return []  # no topic chosen (every topic): nothing to look up
         # Refuse anything but plain ids before the database sees it (a 30-digit "id" would
         # overflow a bigint lookup).
         if isinstance(value, (list, tuple)):

@@ -1,11 +1,12 @@
-"""Per-client sign-up limits, counted in Redis (the default cache), and the client's address."""
+"""Per-client sign-up limits, counted in Redis, and the client's address."""
 
 import ipaddress
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
 
 
 @dataclass
@@ -48,6 +49,11 @@ def _client_key(ip: str) -> str:
     return str(address)
 
 
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
 def hit(scope: str, ip: str, *, limit: int, window: int) -> None:
     """Count one attempt of ``scope`` by ``ip`` in the current fixed window; raises
     ``RateLimited`` once more than ``limit`` attempts were made in it. Every attempt counts,
@@ -57,13 +63,12 @@ def hit(scope: str, ip: str, *, limit: int, window: int) -> None:
         return
     now = int(time.time())
     bucket = now // window
-    key = f"ratelimit:{scope}:{_client_key(ip)}:{bucket}"
-    cache.add(key, 0, timeout=window + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr: this is the first hit of a new key
-        cache.add(key, 1, timeout=window + 5)
-        count = 1
+    key = f"newsletter:ratelimit:{scope}:{_client_key(ip)}:{bucket}"
+    # One round trip: create the window's counter with its expiry if it is new, then count.
+    pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+    pipe.set(key, 0, ex=window + 5, nx=True)
+    pipe.incr(key)
+    _, count = pipe.execute()
     if count > limit:
         raise RateLimited(retry_after=window - now % window)
 

@@ -88,5 +88,5 @@ def handle_signup(request, data: QueryDict | dict, *, source: str) -> SignupResu
             at=timezone.now(),
         ),
     )
-    tasks.process_signup.delay(signup.as_message())
+    tasks.queue_signup(signup.as_message())
     return SignupResult(202, ACCEPTED_MESSAGE, form=form)

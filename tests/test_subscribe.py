@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import redis
 from django.test import Client
 from django.utils import timezone
 
@@ -218,6 +219,32 @@ def test_sign_ups_per_client_address_are_limited(client, settings, django_captur
         "/subscribe/", {"email": "r4@example.org", "frequency": "daily"}, REMOTE_ADDR="198.51.100.1"
     )
     assert other.status_code == 302
+
+
+def test_a_rate_limit_window_expires_on_its_own(client, settings):
+    settings.SIGNUP_RATE_LIMIT_WINDOW = 60
+    client.post("/subscribe/", {"email": "r@example.org", "frequency": "daily"}, REMOTE_ADDR="198.51.100.9")
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    [key] = broker.keys("newsletter:ratelimit:signup:198.51.100.9:*")
+    assert broker.get(key) == b"1"
+    assert 60 <= broker.ttl(key) <= 65  # the window and a few seconds, never forever
+
+
+def test_the_queued_sign_up_keeps_the_readers_details_out_of_the_task_headers(client, settings):
+    client.post(
+        "/api/subscribe",
+        json.dumps({"email": "private.reader@example.org", "name": "Ann Private"}),
+        content_type="application/json",
+        REMOTE_ADDR="203.0.113.77",
+    )
+    [raw] = redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange("celery", 0, -1)
+    headers = json.loads(raw)["headers"]
+    assert headers["task"] == "subscribers.tasks.process_signup"
+    assert (headers["argsrepr"], headers["kwargsrepr"]) == ("(sign-up)", "{}")
+    for private in ("private.reader", "Ann Private", "203.0.113.77"):
+        assert private not in json.dumps(headers)
+    [(_, [message], _)] = queued_tasks()
+    assert message["email"] == "private.reader@example.org"  # the body carries it to the worker
 
 
 def test_the_rate_limit_believes_x_forwarded_for_only_behind_trusted_proxies(client, settings):
