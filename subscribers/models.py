@@ -77,11 +77,16 @@ class Subscriber(models.Model):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    @staticmethod
+    def segment_key_of(topics) -> str:
+        """The ``segment_key`` of a reader with these topics: their ids, sorted."""
+        return ",".join(str(pk) for pk in sorted(t.pk for t in topics))
+
     def set_topics(self, topics) -> None:
         """Replace the topics and keep ``segment_key`` in step (saves both)."""
         topics = list(topics)
         self.topics.set(topics)
-        self.segment_key = ",".join(str(pk) for pk in sorted(t.pk for t in topics))
+        self.segment_key = self.segment_key_of(topics)
         Subscriber.objects.filter(pk=self.pk).update(segment_key=self.segment_key)
 
     def confirm(self, *, at=None) -> bool:

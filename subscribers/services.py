@@ -130,9 +130,16 @@ def subscribe(
     with transaction.atomic():
         subscriber, created = Subscriber.objects.get_or_create(
             email=email,
-            defaults={"name": name, "frequency": frequency, "created_at": consent.at or timezone.now()},
+            defaults={
+                "name": name,
+                "frequency": frequency,
+                "segment_key": Subscriber.segment_key_of(topics),
+                "created_at": consent.at or timezone.now(),
+            },
         )
-        if created or subscriber.status == Subscriber.Status.PENDING or subscriber.reopen():
+        if created:
+            subscriber.topics.add(*topics)  # the choices went in with the row; only topics are left
+        elif subscriber.status == Subscriber.Status.PENDING or subscriber.reopen():
             _apply_choices(subscriber, topics=topics, frequency=frequency, name=name)
         # Every request is recorded, whatever the status: it is what happened.
         _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
