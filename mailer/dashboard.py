@@ -27,6 +27,8 @@ from mailer.selectors import edition_figures
 from subscribers.models import Subscriber
 
 CACHE_KEY = "dashboard:figures"
+# The broker's queues (worker/celery.py), as the dashboard names what waits in each.
+QUEUES = (("bulk", "Edition batches"), ("celery", "Sign-ups and other tasks"))
 CACHE_SECONDS = 60
 DAYS = 30
 RECENT_EDITIONS = 6
@@ -136,22 +138,27 @@ def upcoming_editions(*, limit: int = UPCOMING) -> list[dict[str, Any]]:
     return sorted(items, key=lambda item: item["when"])[:limit]
 
 
-def _broker_queue_lengths(conn: redis.Redis, queue: str = "celery") -> tuple[int, int]:
-    # Kombu's Redis transport keeps a queue as a list per priority step (the plain name for the
-    # default step, "<name>\x06\x16<step>" for the others) and unacknowledged tasks in a hash.
-    steps = [queue] + [f"{queue}\x06\x16{step}" for step in range(1, 10)]
+# Kombu's Redis transport keeps a queue as a list per priority step (the plain name for the
+# default step, "<name>\x06\x16<step>" for the others) and unacknowledged tasks in one hash.
+_PRIORITY_SUFFIXES = [""] + [f"\x06\x16{step}" for step in range(1, 10)]
+
+
+def _broker_queue_lengths(conn: redis.Redis, queues: list[str]) -> tuple[dict[str, int], int]:
+    """Tasks waiting in each queue, and tasks taken by a worker (any queue), in one round trip."""
     pipe = conn.pipeline(transaction=False)
-    for key in steps:
-        pipe.llen(key)
+    for queue in queues:
+        for suffix in _PRIORITY_SUFFIXES:
+            pipe.llen(queue + suffix)
     pipe.hlen("unacked")
     *lengths, unacked = pipe.execute()
-    return sum(lengths), unacked
+    steps = len(_PRIORITY_SUFFIXES)
+    return {queue: sum(lengths[n * steps : (n + 1) * steps]) for n, queue in enumerate(queues)}, unacked
 
 
 def queue_state() -> dict[str, Any]:
-    """The send queue now: tasks waiting, tasks taken by a worker and not yet done, live workers,
-    and each edition being sent with its progress. Never raises for Redis: ``error`` says why
-    the broker figures are missing."""
+    """The send queue now: tasks waiting (in all, and per queue: ``queues``), tasks taken by a
+    worker and not yet done, live workers, and each edition being sent with its progress. Never
+    raises for Redis: ``error`` says why the broker figures are missing."""
     sending = []
     for digest in Digest.objects.filter(status__in=[Digest.Status.SENDING, Digest.Status.PAUSED]).order_by(
         "started_at"
@@ -170,10 +177,19 @@ def queue_state() -> dict[str, Any]:
                 "rate_per_second": figures["rate_per_second"],
             }
         )
-    state: dict[str, Any] = {"sending": sending, "waiting": None, "running": None, "workers": {}, "error": ""}
+    state: dict[str, Any] = {
+        "sending": sending,
+        "waiting": None,
+        "queues": [],
+        "running": None,
+        "workers": {},
+        "error": "",
+    }
     try:
         conn = heartbeat.client(settings.CELERY_BROKER_URL)
-        state["waiting"], state["running"] = _broker_queue_lengths(conn)
+        waiting, state["running"] = _broker_queue_lengths(conn, [name for name, _ in QUEUES])
+        state["waiting"] = sum(waiting.values())
+        state["queues"] = [{"name": name, "label": label, "waiting": waiting[name]} for name, label in QUEUES]
         state["workers"] = heartbeat.live_workers(conn=heartbeat.client())
     except redis.RedisError as exc:
         state["error"] = f"Redis did not answer: {exc}"[:200]

@@ -108,10 +108,11 @@ def test_upcoming_lists_scheduled_editions_and_schedules_soonest_first(db):
     assert upcoming[0]["kind"].endswith("schedule") and upcoming[1]["kind"] == "Edition"
 
 
-def test_queue_state_counts_waiting_tasks_live_workers_and_sends_in_progress(db):
+def test_queue_state_counts_waiting_tasks_per_queue_live_workers_and_sends_in_progress(db):
     from worker import app
 
     app.send_task("mailer.tasks.digests.tick")  # no worker runs: it waits in the queue
+    app.send_task("mailer.tasks.delivery.send_batch", args=[0])  # and this one in "bulk"
     heartbeat.beat("celery@dashboard-test")
     digest = DigestFactory(status=Digest.Status.SENDING, started_at=timezone.now())
     Delivery.objects.bulk_create(
@@ -123,7 +124,8 @@ def test_queue_state_counts_waiting_tasks_live_workers_and_sends_in_progress(db)
     )
     state = dashboard.queue_state()
     assert state["error"] == ""
-    assert state["waiting"] == 1 and state["running"] == 0
+    assert state["waiting"] == 2 and state["running"] == 0
+    assert [(q["name"], q["waiting"]) for q in state["queues"]] == [("bulk", 1), ("celery", 1)]
     assert list(state["workers"]) == ["celery@dashboard-test"]
     [sending] = state["sending"]
     assert (sending["done"], sending["total"], sending["percent"]) == (3, 4, 75.0)
@@ -162,6 +164,7 @@ def test_the_admin_front_page_shows_the_dashboard(admin_client, publisher_zone):
     assert 'data-series="signups"' in page and "Sign-ups <strong>4</strong>" in page
     assert "Weekly &lt;b&gt;round-up&lt;/b&gt;" in page and "Weekly <b>" not in page
     assert "No edition is being sent." in page and "Nothing scheduled." in page
+    assert 'data-queue="bulk"' in page and 'data-queue="celery"' in page
     assert 'id="content-main"' in page  # the admin's own app list is still there
 
 

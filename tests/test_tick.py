@@ -18,10 +18,11 @@ from worker import app
 
 
 def queued_starts() -> list[int]:
-    """The digest ids of start_edition messages waiting on the broker (real Redis)."""
+    """The digest ids of start_edition messages waiting on the broker (real Redis), in the
+    "bulk" queue that worker/celery.py routes an edition's fan-out to."""
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     ids = []
-    for raw in broker.lrange("celery", 0, -1):
+    for raw in broker.lrange("bulk", 0, -1):
         message = json.loads(raw)
         if message["headers"]["task"] == digests.START_EDITION:
             ids.append(int(message["headers"]["argsrepr"].strip("[]()").rstrip(",")))
