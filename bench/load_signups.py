@@ -15,7 +15,6 @@ import argparse
 import http.client
 import json
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -27,20 +26,6 @@ if __package__ in (None, ""):
 from bench.common import Workers, figure, heading, local_provider, require_scratch_database, setup_django
 
 TIMING_SAMPLES = 200
-
-
-def production_env(base: dict[str, str]) -> dict[str, str]:
-    env = dict(base)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.production",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        SITE_URL="https://newsletter.bench.example.org",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",  # loopback has no TLS proxy in front
-        TRUSTED_PROXY_COUNT="1",  # each request comes "through the proxy" from its own client
-        LOG_LEVEL="WARNING",
-    )
-    return env
 
 
 def answer_times(url: str, emails: list[tuple[str, str]]) -> dict[str, list[float]]:
@@ -81,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import data, loadgen
     from bench.common import database_url
     from bench.send_edition import Counters
-    from bench.signup import Gunicorn, remove_signups, settled_count
+    from bench.signup import Gunicorn, production_env, remove_signups, settled_count
     from mailer.models import Delivery, Digest
     from mailer.sending.queue import START_EDITION
     from subscribers.models import Subscriber

@@ -4,6 +4,7 @@ new client address in X-Forwarded-For (the server trusts one proxy), so the per-
 limits are exercised but never hit. Both report the same figures."""
 
 import asyncio
+import itertools
 import json
 import shutil
 import statistics
@@ -107,40 +108,70 @@ def _wrk(url: str, *, seconds: float, connections: int, run_id: str) -> Load:
     )
 
 
-async def _python(url: str, *, seconds: float, connections: int, run_id: str, why: str) -> Load:
+def at_rate(url: str, *, rate: float, seconds: float, run_id: str, connections: int = 64) -> Load:
+    """Open loop: offer ``rate`` sign-ups per second for ``seconds``, whatever the server does,
+    and time each from when it was due (so a server that falls behind shows in the latency
+    instead of slowing the load down). Needs no wrk: the Python generator does it."""
+    return asyncio.run(
+        _python(
+            url,
+            seconds=seconds,
+            connections=connections,
+            run_id=run_id,
+            why=f"open loop at {rate:,.0f}/s",
+            rate=rate,
+        )
+    )
+
+
+def _request(host: str, run_id: str, n: int, k: int) -> bytes:
+    body = json.dumps(
+        {"email": f"p{run_id}-{n}-{k}@{EMAIL_DOMAIN}", "name": "Bench Reader", "frequency": "daily"}
+    ).encode()
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"X-Forwarded-For: 10.{n % 250}.{k // 250 % 250}.{k % 250 + 1}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+async def _python(
+    url: str, *, seconds: float, connections: int, run_id: str, why: str, rate: float | None = None
+) -> Load:
+    """``connections`` keep-alive connections. Closed loop (``rate`` None): each sends its next
+    request when the last is answered. Open loop: request i is due at start + i / rate, sent by
+    whichever connection is free, and timed from when it was due."""
     host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
     latencies: list[float] = []
     errors = 0
-    deadline = time.monotonic() + seconds
+    start = time.perf_counter()
+    deadline = start + seconds
+    due_slots = itertools.count()
 
     async def client(n: int) -> None:
         nonlocal errors
         reader, writer = await asyncio.open_connection(host, int(port or 80))
         k = 0
         try:
-            while time.monotonic() < deadline:
+            while True:
+                if rate is None:
+                    due = time.perf_counter()
+                else:
+                    due = start + next(due_slots) / rate
+                    if due - time.perf_counter() > 0:
+                        await asyncio.sleep(due - time.perf_counter())
+                if due >= deadline:
+                    break
                 k += 1
-                body = json.dumps(
-                    {
-                        "email": f"p{run_id}-{n}-{k}@{EMAIL_DOMAIN}",
-                        "name": "Bench Reader",
-                        "frequency": "daily",
-                    }
-                ).encode()
-                head = (
-                    f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                    f"X-Forwarded-For: 10.{n % 250}.{k // 250 % 250}.{k % 250 + 1}\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode()
-                started = time.perf_counter()
-                writer.write(head + body)
+                writer.write(_request(host, run_id, n, k))
                 status_line = await reader.readline()
                 length = 0
                 while (line := await reader.readline()) not in (b"\r\n", b""):
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
+                latencies.append(time.perf_counter() - due)
                 if not status_line.split(b" ")[1].startswith((b"2", b"3")):
                     errors += 1
         except (ConnectionError, asyncio.IncompleteReadError, IndexError):
@@ -148,9 +179,8 @@ async def _python(url: str, *, seconds: float, connections: int, run_id: str, wh
         finally:
             writer.close()
 
-    started = time.monotonic()
     await asyncio.gather(*(client(n) for n in range(connections)))
-    took = time.monotonic() - started
+    took = time.perf_counter() - start
     ordered = sorted(latencies) or [0.0]
     return Load(
         tool=f"python (asyncio; {why})",

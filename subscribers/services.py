@@ -8,18 +8,21 @@ transaction commits. A reader's sign-up request writes nothing at all: it queues
 the request does the same work whether or not the address is known.
 """
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from subscribers import signals
-from subscribers.addresses import normalise_email
+from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import ConsentRecord, Frequency, Subscriber, Topic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,30 @@ def process_signup(signup: Signup) -> Subscriber:
         frequency=signup.frequency,
         name=signup.name,
     )
+
+
+def process_signups(messages: list[dict[str, Any]]) -> int:
+    """A batch of sign-up messages from the inbox (``Signup.as_message``), stored in one
+    transaction: each as ``process_signup``, in a savepoint of its own, so a message that
+    cannot be stored (an address refused by a changed rule, a malformed message) is logged and
+    skipped without undoing the others. Database trouble propagates and stores none of them
+    (the inbox keeps the batch). Returns how many were stored."""
+    stored = 0
+    with transaction.atomic():
+        for message in messages:
+            try:
+                signup = Signup.from_message(message)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.error("sign-up inbox: skipped a malformed message")
+                continue
+            try:
+                with transaction.atomic():
+                    process_signup(signup)
+            except (InvalidAddress, DataError, IntegrityError) as exc:
+                log.warning("queued sign-up refused: %s", exc)
+                continue
+            stored += 1
+    return stored
 
 
 def resend_confirmation(subscriber: Subscriber) -> bool:

@@ -1,5 +1,6 @@
 """One sign-up attempt, shared by the page, the embeddable form and the JSON API: rate limit,
-validate, honeypot, then queue one ``process_signup`` task for the worker to store it.
+validate, honeypot, then put the sign-up in the inbox for the worker to store
+(``subscribers.inbox``).
 
 The request writes nothing and never looks the address up, so neither the answer nor the work
 behind it (and so its timing) depends on whether the address is known; only bad input (400)

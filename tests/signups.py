@@ -1,7 +1,7 @@
-"""Sign-up requests only queue a ``process_signup`` task; tests that look at what a sign-up
-stored take those messages off the real broker queue and run them, as a worker would, in this
-process and inside the test's transaction (flows that need a worker process use the
-``celery_worker`` fixture instead)."""
+"""Sign-up requests only put the sign-up in the inbox (``subscribers.inbox``, a real Redis
+list); tests that look at what a sign-up stored drain it here, as the worker's
+``process_signups`` would, in this process and inside the test's transaction (flows that need
+a worker process use the ``celery_worker`` fixture instead)."""
 
 import base64
 import json
@@ -9,7 +9,7 @@ import json
 import redis
 from django.conf import settings
 
-from subscribers.tasks import process_signup
+from subscribers import inbox, services
 
 QUEUE = "celery"
 
@@ -19,28 +19,18 @@ def queued_tasks() -> list[tuple[str, list, dict]]:
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     out = []
     for raw in reversed(broker.lrange(QUEUE, 0, -1)):  # kombu LPUSHes and BRPOPs
-        name, args, kwargs = _decode(raw)
-        out.append((name, args, kwargs))
+        message = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        out.append((message["headers"]["task"], args, kwargs))
     return out
 
 
-def _decode(raw: bytes) -> tuple[str, list, dict]:
-    message = json.loads(raw)
-    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-    return message["headers"]["task"], args, kwargs
+def queued_signups() -> list[dict]:
+    """The sign-up messages waiting in the inbox, oldest first."""
+    return inbox.peek()
 
 
 def run_queued_signups() -> int:
-    """Take every queued ``process_signup`` message off the broker, oldest first, and run the
-    task with the message's own arguments (errors are raised). Other tasks stay queued.
-    Returns how many ran."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    ran = 0
-    for raw in reversed(broker.lrange(QUEUE, 0, -1)):
-        name, args, kwargs = _decode(raw)
-        if name != process_signup.name:
-            continue
-        broker.lrem(QUEUE, 1, raw)
-        process_signup.apply(args, kwargs, throw=True)
-        ran += 1
-    return ran
+    """Store every sign-up waiting in the inbox, oldest first, as the worker's drain does
+    (errors are raised). Returns how many were taken off the inbox."""
+    return inbox.drain(services.process_signups) or 0

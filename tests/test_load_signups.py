@@ -17,8 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from bench import loadgen
-from bench.load_signups import production_env
-from bench.signup import Gunicorn
+from bench.signup import Gunicorn, production_env
 from mailer.models import Delivery, Digest
 from mailer.tasks.delivery import start_edition
 from subscribers.models import ConsentRecord, Subscriber

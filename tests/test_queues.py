@@ -30,6 +30,7 @@ BULK = (
 )
 READERS = (
     "subscribers.tasks.process_signup",
+    "subscribers.tasks.process_signups",
     "subscribers.tasks.send_confirmation",
     "subscribers.tasks.send_welcome",
     "mailer.tasks.digests.tick",
@@ -71,7 +72,7 @@ def test_queued_tasks_land_in_the_redis_list_of_their_queue(db, django_capture_o
     send_confirmation.delay(4)
 
     assert waiting("bulk") == [queue.START_EDITION, queue.SEND_BATCH, queue.SEND_BATCH, queue.PROBE_PROVIDER]
-    assert waiting("celery") == ["subscribers.tasks.process_signup", "subscribers.tasks.send_confirmation"]
+    assert waiting("celery") == ["subscribers.tasks.process_signups", "subscribers.tasks.send_confirmation"]
 
 
 @pytest.mark.worker

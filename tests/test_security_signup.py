@@ -16,10 +16,11 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from subscribers import inbox
 from subscribers.models import Subscriber
-from subscribers.tasks import process_signup, send_confirmation
+from subscribers.tasks import process_signups, send_confirmation
 from tests.factories import SubscriberFactory, TopicFactory
-from tests.signups import queued_tasks, run_queued_signups
+from tests.signups import queued_signups, queued_tasks, run_queued_signups
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,7 @@ def answer(client, kind: str, django_capture_on_commit_callbacks) -> tuple:
         page = client.post("/subscribe/", {"email": email, "frequency": "daily"})
         api = client.post("/api/subscribe", json.dumps({"email": email}), content_type="application/json")
     writes = [q["sql"].split()[0] for q in queries.captured_queries if not q["sql"].startswith("SELECT")]
-    queued = [(name, args[0]["email"]) for name, args, _ in queued_tasks() if name == process_signup.name]
+    queued = [message["email"] for message in queued_signups()]
     with django_capture_on_commit_callbacks(execute=True):
         assert run_queued_signups() == 2
     return (
@@ -70,20 +71,25 @@ def test_the_answer_and_the_work_are_the_same_for_new_and_known_addresses(
     results = {kind: answer(client, kind, django_capture_on_commit_callbacks) for kind in KNOWN}
     responses = {kind: r[0] for kind, r in results.items()}
     assert len(set(responses.values())) == 1, responses
-    # The request never looks the address up and writes nothing: it queues one sign-up task
-    # (page + API = two), whoever the address is, and the worker does the rest.
+    # The request never looks the address up and writes nothing: it puts the sign-up in the
+    # inbox (page + API = two), whoever the address is, and the worker does the rest.
     assert {kind: r[1] for kind, r in results.items()} == dict.fromkeys(KNOWN, 0)
     assert {kind: r[2] for kind, r in results.items()} == {kind: [] for kind in KNOWN}
     assert {kind: r[3] for kind, r in results.items()} == {kind: [] for kind in KNOWN}
     assert {kind: r[4] for kind, r in results.items()} == {
-        kind: [(process_signup.name, f"{kind}@example.org")] * 2 for kind in KNOWN
+        kind: [f"{kind}@example.org"] * 2 for kind in KNOWN
     }
     # Run by the worker, each request writes a consent record and queues a confirmation task,
     # whoever the address is (the confirmation task decides whether anything is sent).
     for kind in KNOWN:
         subscriber = Subscriber.objects.get(email=f"{kind}@example.org")
         assert list(subscriber.consents.values_list("action", flat=True)) == ["subscribe"] * 2
-    assert [name for name, _, _ in queued_tasks()] == [send_confirmation.name] * 2 * len(KNOWN)
+    # (Each kind's first sign-up found no drain pending and queued one.)
+    assert [name for name, _, _ in queued_tasks()] == [
+        process_signups.name,
+        send_confirmation.name,
+        send_confirmation.name,
+    ] * len(KNOWN)
 
 
 class RedisCommands:
@@ -155,9 +161,11 @@ def test_the_request_path_makes_no_queries_and_the_same_redis_commands_for_new_a
     assert len(sql) == (2 if topics else 0) and all(q.startswith("SELECT") for q in sql), sql
     with django_assert_num_queries(0):
         client.post("/subscribe/", {"email": "known@example.org", "frequency": "daily"})
-    assert ("LPUSH", "celery") in commands  # the one sign-up task, in the broker
-    assert sum(1 for c in commands if c[0] == "LPUSH") == 2  # page + API
-    assert len(queued_tasks()) == 2 * (1 + len(KNOWN)) + 1
+    assert ("RPUSH", inbox.INBOX) in commands  # the sign-up, in the inbox
+    assert sum(1 for c in commands if c[0] == "RPUSH") == 2  # page + API
+    assert len(queued_signups()) == 2 * (1 + len(KNOWN)) + 1
+    # The warm-up queued the one drain; sign-ups while it waits only append.
+    assert [name for name, _, _ in queued_tasks()] == ["subscribers.tasks.process_signups"]
     assert not Subscriber.objects.filter(email__in=["new@example.org", "warm-up@example.org"]).exists()
 
 
