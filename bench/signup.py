@@ -109,11 +109,18 @@ def remove_signups() -> int:
         return cursor.rowcount
 
 
-def settled_count(queryset, *, quiet_seconds: float = 2, timeout: float = 120) -> int:
-    """The count once it has stopped growing: sign-ups are written by the worker, not the request."""
+def settled_count(
+    queryset, *, quiet_seconds: float = 2, timeout: float = 120, expected: int | None = None
+) -> int:
+    """The count once it has reached ``expected``, or stopped growing for ``quiet_seconds``:
+    sign-ups are written by the worker, not the request."""
     deadline = time.monotonic() + timeout
     count, since = queryset.count(), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - since < quiet_seconds:
+    while (
+        time.monotonic() < deadline
+        and time.monotonic() - since < quiet_seconds
+        and (expected is None or count < expected)
+    ):
         time.sleep(0.25)
         now = queryset.count()
         if now != count:
@@ -197,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def stored(expected: int) -> None:
         started = time.monotonic()
-        count = settled_count(signups, quiet_seconds=5, timeout=600)
+        # While an edition goes out the workers may spend a while on its batches between drains.
+        count = settled_count(signups, quiet_seconds=60, timeout=900, expected=expected)
         figure(
             "stored",
             f"{count:,} of {expected:,} sign-ups stored by the workers "
