@@ -20,6 +20,7 @@ from bench import loadgen
 from bench.signup import Gunicorn, production_env
 from mailer.models import Delivery, Digest
 from mailer.tasks.delivery import start_edition
+from subscribers import inbox
 from subscribers.models import ConsentRecord, Subscriber
 from tests.fixtures.worker import database_url_for_subprocess
 from tests.test_delivery_fanout import add_subscribers, make_edition
@@ -127,3 +128,12 @@ def test_signups_are_all_accepted_and_stored_while_an_edition_is_sent(
     # The sign-ups' confirmations still queued are not this test's business: drop them rather than
     # have the worker send them while the test database is emptied.
     celery_app.control.purge()
+
+
+def test_the_open_loop_generator_offers_its_rate_whatever_the_server_does(web_server):
+    """bench/signup.py's latency figure: request i is due at start + i / rate, so a run offers
+    exactly rate x seconds sign-ups; each one answered and in the inbox."""
+    load = loadgen.at_rate(web_server.url, rate=40, seconds=2, run_id="open", connections=4)
+    assert (load.requests, load.errors) == (80, 0), load
+    assert load.tool.startswith("python (asyncio; open loop at 40/s")
+    assert inbox.waiting() == 80
