@@ -28,8 +28,12 @@ def compile_mjml(source: str) -> str:
         raise TemplateCompileError(str(exc)) from exc
 
 
-def render_email(name: str, context: dict) -> RenderedEmail:
-    """Render ``email/<name>.mjml`` to HTML and ``email/<name>.txt`` to text with one context."""
+def render_email(name: str, context: dict, *, text_context: dict | None = None) -> RenderedEmail:
+    """Render ``email/<name>.mjml`` to HTML and ``email/<name>.txt`` to text with one context
+    (or the text with ``text_context``: merge placeholders differ between the parts)."""
     html = compile_mjml(render_to_string(f"email/{name}.mjml", context))
-    text = render_to_string(f"email/{name}.txt", context).strip() + "\n"
+    text = (
+        render_to_string(f"email/{name}.txt", context if text_context is None else text_context).strip()
+        + "\n"
+    )
     return RenderedEmail(html=html, text=text)

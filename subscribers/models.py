@@ -3,7 +3,7 @@
 import uuid
 from datetime import timedelta
 
-from django.db import models
+from django.db import connections, models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -135,6 +135,40 @@ class Subscriber(models.Model):
         if changed:
             self.confirmation_sent_at = at
         return bool(changed)
+
+    @classmethod
+    def claim_confirmations(cls, ids: list[int], *, window: int, at=None) -> list[int]:
+        """``claim_confirmation`` for many subscribers in one guarded UPDATE: the ids (of
+        ``ids``) that were pending and not sent a confirmation within ``window`` seconds, now
+        stamped ``at``. A subscriber is claimed by at most one caller per window, as with the
+        single claim: the guard and the stamp are one statement, and RETURNING says which rows
+        it changed (a later SELECT could not tell our stamp from a concurrent one)."""
+        at = at or timezone.now()
+        ids = [int(pk) for pk in ids]
+        if not ids:
+            return []
+        # UPDATE ... RETURNING: PostgreSQL and SQLite (3.35+), the two databases we run on.
+        connection = connections[router.db_for_write(cls)]
+        ops = connection.ops
+        table = ops.quote_name(cls._meta.db_table)
+        pk = ops.quote_name(cls._meta.pk.column)
+        status = ops.quote_name(cls._meta.get_field("status").column)
+        sent = ops.quote_name(cls._meta.get_field("confirmation_sent_at").column)
+        placeholders = ", ".join(["%s"] * len(ids))
+        # Only quoted column names and placeholders are interpolated; every value is a parameter.
+        sql = (
+            f"UPDATE {table} SET {sent} = %s WHERE {pk} IN ({placeholders}) AND {status} = %s "  # noqa: S608
+            f"AND ({sent} IS NULL OR {sent} <= %s) RETURNING {pk}"
+        )
+        params = [
+            ops.adapt_datetimefield_value(at),
+            *ids,
+            cls.Status.PENDING.value,
+            ops.adapt_datetimefield_value(at - timedelta(seconds=window)),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return sorted(row[0] for row in cursor.fetchall())
 
     def suppress(self, *, status: str, reason: str) -> bool:
         """Mark bounced or complained (provider feedback). Returns False if already suppressed."""

@@ -3,9 +3,10 @@ and erase. Views, the API, the admin, imports and tasks call these; none of them
 Subscriber or ConsentRecord directly.
 
 Emails are never sent from here: sign-up and confirmation queue a Celery task after the
-transaction commits. A reader's sign-up request writes nothing at all: it queues one
-``process_signup`` task carrying a validated ``Signup``, and the worker calls ``subscribe``, so
-the request does the same work whether or not the address is known.
+transaction commits. A reader's sign-up request writes nothing at all: it puts a validated
+``Signup`` in the inbox, and the worker stores a batch of them at a time (``process_signups``)
+and queues one ``send_confirmations`` task for the batch, so the request does the same work
+whether or not the address is known.
 """
 
 import logging
@@ -101,10 +102,43 @@ def _queue_confirmation(subscriber_id: int, *, force: bool = False) -> None:
     transaction.on_commit(lambda: send_confirmation.delay(subscriber_id, force=force))
 
 
+def _queue_confirmations(subscriber_ids: list[int]) -> None:
+    from subscribers.tasks import send_confirmations  # tasks import services
+
+    if subscriber_ids:
+        transaction.on_commit(lambda: send_confirmations.delay(subscriber_ids))
+
+
 def _apply_choices(subscriber: Subscriber, *, topics: list[Topic], frequency: str, name: str) -> None:
     Subscriber.objects.filter(pk=subscriber.pk).update(frequency=frequency, name=name)
     subscriber.frequency, subscriber.name = frequency, name
     subscriber.set_topics(topics)
+
+
+def _store_signup(
+    *, email: str, consent: Consent, topics: Iterable[Topic], frequency: str, name: str
+) -> Subscriber:
+    """``subscribe`` without queueing the confirmation: the caller queues it, and calls this
+    inside a transaction (its writes go together)."""
+    email = normalise_email(email)
+    topics = list(topics)
+    name = name.strip()
+    subscriber, created = Subscriber.objects.get_or_create(
+        email=email,
+        defaults={
+            "name": name,
+            "frequency": frequency,
+            "segment_key": Subscriber.segment_key_of(topics),
+            "created_at": consent.at or timezone.now(),
+        },
+    )
+    if created:
+        subscriber.topics.add(*topics)  # the choices went in with the row; only topics are left
+    elif subscriber.status == Subscriber.Status.PENDING or subscriber.reopen():
+        _apply_choices(subscriber, topics=topics, frequency=frequency, name=name)
+    # Every request is recorded, whatever the status: it is what happened.
+    _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
+    return subscriber
 
 
 def subscribe(
@@ -127,27 +161,23 @@ def subscribe(
     (``process_signup``), never from the request. Raises ``InvalidAddress`` for an address we
     cannot store. Calling it twice is harmless.
     """
-    email = normalise_email(email)
-    topics = list(topics)
-    name = name.strip()
     with transaction.atomic():
-        subscriber, created = Subscriber.objects.get_or_create(
-            email=email,
-            defaults={
-                "name": name,
-                "frequency": frequency,
-                "segment_key": Subscriber.segment_key_of(topics),
-                "created_at": consent.at or timezone.now(),
-            },
+        subscriber = _store_signup(
+            email=email, consent=consent, topics=topics, frequency=frequency, name=name
         )
-        if created:
-            subscriber.topics.add(*topics)  # the choices went in with the row; only topics are left
-        elif subscriber.status == Subscriber.Status.PENDING or subscriber.reopen():
-            _apply_choices(subscriber, topics=topics, frequency=frequency, name=name)
-        # Every request is recorded, whatever the status: it is what happened.
-        _record(subscriber, ConsentRecord.Action.SUBSCRIBE, consent)
         _queue_confirmation(subscriber.pk)
     return subscriber
+
+
+def _signup_choices(signup: Signup) -> dict[str, Any]:
+    topics = Topic.objects.filter(pk__in=signup.topic_ids) if signup.topic_ids else []
+    return {
+        "email": signup.email,
+        "consent": signup.consent,
+        "topics": topics,
+        "frequency": signup.frequency,
+        "name": signup.name,
+    }
 
 
 def process_signup(signup: Signup) -> Subscriber:
@@ -155,23 +185,19 @@ def process_signup(signup: Signup) -> Subscriber:
     consent (recorded at the time of the request). Topics deleted since the request are
     dropped. Same guarantees as ``subscribe``: a redelivered task is harmless (one more consent
     record, no second confirmation inside the resend window). Raises ``InvalidAddress``."""
-    topics = Topic.objects.filter(pk__in=signup.topic_ids) if signup.topic_ids else []
-    return subscribe(
-        email=signup.email,
-        consent=signup.consent,
-        topics=topics,
-        frequency=signup.frequency,
-        name=signup.name,
-    )
+    return subscribe(**_signup_choices(signup))
 
 
 def process_signups(messages: list[dict[str, Any]]) -> int:
     """A batch of sign-up messages from the inbox (``Signup.as_message``), stored in one
     transaction: each as ``process_signup``, in a savepoint of its own, so a message that
     cannot be stored (an address refused by a changed rule, a malformed message) is logged and
-    skipped without undoing the others. Database trouble propagates and stores none of them
-    (the inbox keeps the batch). Returns how many were stored."""
-    stored = 0
+    skipped without undoing the others. Their confirmations are queued as one
+    ``send_confirmations`` task for the batch once it commits, naming every stored sign-up
+    whatever its address's status (the task decides for each, as ``send_confirmation`` does).
+    Database trouble propagates and stores none of them (the inbox keeps the batch). Returns
+    how many were stored."""
+    stored = []
     with transaction.atomic():
         for message in messages:
             try:
@@ -181,12 +207,14 @@ def process_signups(messages: list[dict[str, Any]]) -> int:
                 continue
             try:
                 with transaction.atomic():
-                    process_signup(signup)
+                    subscriber = _store_signup(**_signup_choices(signup))
             except (InvalidAddress, DataError, IntegrityError) as exc:
                 log.warning("queued sign-up refused: %s", exc)
                 continue
-            stored += 1
-    return stored
+            stored.append(subscriber.pk)
+        # One id per address: the same address twice in a batch is one confirmation anyway.
+        _queue_confirmations(list(dict.fromkeys(stored)))
+    return len(stored)
 
 
 def resend_confirmation(subscriber: Subscriber) -> bool:

@@ -7,9 +7,11 @@ task.
 
 import logging
 import random
+from collections import Counter
 
 import redis
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from subscribers import emails, inbox, services
@@ -42,6 +44,31 @@ def send_confirmation(self, subscriber_id: int, force: bool = False, claimed: bo
     except emails.PermanentEmailError as exc:
         log.warning("confirmation for subscriber %s refused: %s", subscriber_id, exc)
         return "refused"
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def send_confirmations(self, subscriber_ids: list[int], force: bool = False, claimed: bool = False) -> str:
+    """The confirmations of a batch of sign-ups, one provider call per PROVIDER_BATCH_SIZE."""
+    size = settings.PROVIDER_BATCH_SIZE
+    if len(subscriber_ids) > size:  # queued for more than one call: a task per call
+        for start in range(0, len(subscriber_ids), size):
+            send_confirmations.delay(subscriber_ids[start : start + size], force=force, claimed=claimed)
+        return "split"
+    try:
+        outcomes = emails.send_confirmations(subscriber_ids, claimed=claimed, force=force)
+    except emails.TransientEmailError as exc:
+        # Only the ones this send claimed are retried, and without asking for the window again.
+        raise self.retry(
+            exc=exc,
+            countdown=backoff(self.request.retries),
+            args=(exc.subscriber_ids,),
+            kwargs={"force": force, "claimed": True},
+        ) from exc
+    except emails.PermanentEmailError as exc:
+        log.warning("confirmations for %d subscribers refused: %s", len(subscriber_ids), exc)
+        return "refused"
+    counts = Counter(outcomes.values())
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
 @shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)

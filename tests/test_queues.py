@@ -18,7 +18,7 @@ from mailer.models import Digest
 from mailer.sending import queue
 from mailer.tasks.delivery import start_edition
 from subscribers.models import Subscriber
-from subscribers.tasks import queue_signup, send_confirmation
+from subscribers.tasks import queue_signup, send_confirmation, send_confirmations
 from tests.test_delivery_fanout import add_subscribers, make_edition
 from tests.test_faults_support import wait_until_sent
 from worker import app
@@ -32,6 +32,7 @@ READERS = (
     "subscribers.tasks.process_signup",
     "subscribers.tasks.process_signups",
     "subscribers.tasks.send_confirmation",
+    "subscribers.tasks.send_confirmations",
     "subscribers.tasks.send_welcome",
     "mailer.tasks.digests.tick",
     "mailer.tasks.delivery.sweep",
@@ -70,9 +71,14 @@ def test_queued_tasks_land_in_the_redis_list_of_their_queue(db, django_capture_o
         queue.queue_probe(1, countdown=60)
     queue_signup({"email": "reader@example.org"})  # never run: no worker here
     send_confirmation.delay(4)
+    send_confirmations.delay([5, 6])
 
     assert waiting("bulk") == [queue.START_EDITION, queue.SEND_BATCH, queue.SEND_BATCH, queue.PROBE_PROVIDER]
-    assert waiting("celery") == ["subscribers.tasks.process_signups", "subscribers.tasks.send_confirmation"]
+    assert waiting("celery") == [
+        "subscribers.tasks.process_signups",
+        "subscribers.tasks.send_confirmation",
+        "subscribers.tasks.send_confirmations",
+    ]
 
 
 @pytest.mark.worker

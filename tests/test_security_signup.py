@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from subscribers import inbox
 from subscribers.models import Subscriber
-from subscribers.tasks import process_signups, send_confirmation
+from subscribers.tasks import process_signups, send_confirmations
 from tests.factories import SubscriberFactory, TopicFactory
 from tests.signups import queued_signups, queued_tasks, run_queued_signups
 
@@ -79,17 +79,19 @@ def test_the_answer_and_the_work_are_the_same_for_new_and_known_addresses(
     assert {kind: r[4] for kind, r in results.items()} == {
         kind: [f"{kind}@example.org"] * 2 for kind in KNOWN
     }
-    # Run by the worker, each request writes a consent record and queues a confirmation task,
-    # whoever the address is (the confirmation task decides whether anything is sent).
-    for kind in KNOWN:
-        subscriber = Subscriber.objects.get(email=f"{kind}@example.org")
+    # Run by the worker, each request writes a consent record and the batch queues its
+    # confirmation task naming the subscriber, whoever the address is (the confirmation task
+    # decides for each subscriber whether anything is sent).
+    subscribers = {kind: Subscriber.objects.get(email=f"{kind}@example.org") for kind in KNOWN}
+    for subscriber in subscribers.values():
         assert list(subscriber.consents.values_list("action", flat=True)) == ["subscribe"] * 2
-    # (Each kind's first sign-up found no drain pending and queued one.)
-    assert [name for name, _, _ in queued_tasks()] == [
-        process_signups.name,
-        send_confirmation.name,
-        send_confirmation.name,
-    ] * len(KNOWN)
+    # (Each kind's first sign-up found no drain pending and queued one; its two sign-ups were
+    # drained as one batch, and one address is one confirmation of the batch.)
+    assert queued_tasks() == [
+        task
+        for kind in KNOWN
+        for task in [(process_signups.name, [], {}), (send_confirmations.name, [[subscribers[kind].pk]], {})]
+    ]
 
 
 class RedisCommands:
@@ -173,7 +175,9 @@ def test_the_request_path_makes_no_queries_and_the_same_redis_commands_for_new_a
 def tasks_run_here(monkeypatch):
     """Queued confirmations run at once in this process (and go to the provider)."""
     monkeypatch.setattr(
-        send_confirmation, "delay", lambda *args, **kwargs: send_confirmation.apply(args, kwargs, throw=True)
+        send_confirmations,
+        "delay",
+        lambda *args, **kwargs: send_confirmations.apply(args, kwargs, throw=True),
     )
 
 

@@ -97,7 +97,7 @@ def test_signup_stores_a_pending_subscriber_with_consent_and_queues_the_confirma
     assert record.wording == consent_wording()
     assert queued_tasks() == [
         ("subscribers.tasks.process_signups", [], {}),  # queued by the request, run above
-        ("subscribers.tasks.send_confirmation", [subscriber.pk], {"force": False}),
+        ("subscribers.tasks.send_confirmations", [[subscriber.pk]], {}),  # the batch's confirmations
     ]
     assert "Check your inbox" in client.get("/thanks/").content.decode()
 
@@ -115,10 +115,16 @@ def test_known_addresses_get_the_same_answer_and_the_same_kind_of_work(
     SubscriberFactory(email="known@example.org", status=status)
     known = sign_up(client, django_capture_on_commit_callbacks, email="KNOWN@example.org")
     assert (known.status_code, known["Location"]) == (new.status_code, new["Location"])
-    assert [name for name, _, _ in queued_tasks()] == [
-        "subscribers.tasks.process_signups",
-        "subscribers.tasks.send_confirmation",
-    ] * 2
+    assert queued_tasks() == [
+        ("subscribers.tasks.process_signups", [], {}),
+        ("subscribers.tasks.send_confirmations", [[Subscriber.objects.get(email="new@example.org").pk]], {}),
+        ("subscribers.tasks.process_signups", [], {}),
+        (
+            "subscribers.tasks.send_confirmations",
+            [[Subscriber.objects.get(email="known@example.org").pk]],
+            {},
+        ),
+    ]
 
 
 def test_an_active_subscribers_choices_cannot_be_changed_by_signing_up_again(
