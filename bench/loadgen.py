@@ -56,6 +56,8 @@ class Load:
     p99_ms: float
     max_ms: float
     errors: int  # connection errors, timeouts and answers other than 2xx/3xx
+    # Open loop: how late the generator itself wrote requests (p99), part of their latency.
+    late_p99_ms: float | None = None
 
     @property
     def rate(self) -> float:
@@ -144,6 +146,7 @@ async def _python(
     whichever connection is free, and timed from when it was due."""
     host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
     latencies: list[float] = []
+    lateness: list[float] = []
     errors = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -164,6 +167,7 @@ async def _python(
                 if due >= deadline:
                     break
                 k += 1
+                lateness.append(time.perf_counter() - due)
                 writer.write(_request(host, run_id, n, k))
                 status_line = await reader.readline()
                 length = 0
@@ -190,4 +194,10 @@ async def _python(
         p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         max_ms=ordered[-1] * 1000,
         errors=errors,
+        late_p99_ms=_p99(lateness) * 1000 if rate is not None else None,
     )
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values) or [0.0]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

@@ -1,8 +1,8 @@
 """Sign-ups: the JSON sign-up endpoint under gunicorn on loopback with the production settings
 (security middleware, CSP), the real workers running, for a bounded time. Each phase measures
-twice: the capacity (wrk, or the Python generator, closed loop: as many requests as the server
-answers) and the latency at a fixed offered rate (open loop, each request timed from when it was
-due: a server falling behind shows as latency, not as a slower load). Once with nothing being
+twice: the latency at a fixed offered rate (open loop, each request timed from when it was due:
+a server falling behind shows as latency, not as a slower load), then the capacity (wrk, or the
+Python generator, closed loop: as many requests as the server answers). Once with nothing being
 sent, once while the workers send an edition to --edition-recipients subscribers.
 
     bin/bench signup [--seconds 10] [--rate 500] [--connections 16] [--edition-recipients 300000]
@@ -128,6 +128,18 @@ def settled_count(
     return count
 
 
+def forget_rate_limits() -> None:
+    """Each load's client addresses start with a clean slate: a run's addresses repeat those of
+    the run before, whose per-address counts would otherwise still be in Redis for the hour."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter("newsletter:ratelimit:signup:*", count=10_000))
+    if keys:
+        client.delete(*keys)
+
+
 def production_env(base: dict[str, str]) -> dict[str, str]:
     """The web's environment: the production settings as the publisher deploys them, behind
     one trusted proxy (so every request may come from its own client address)."""
@@ -149,6 +161,8 @@ def print_load(name: str, load) -> None:
     figure(f"{name}", f"{load.requests:,} in {load.seconds:.1f} s = {load.rate:,.0f} sign-ups/s")
     figure(f"{name} latency", f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, max {load.max_ms:.1f} ms")
     figure(f"{name} errors", f"{load.errors} (connection errors, timeouts and 4xx/5xx answers)")
+    if load.late_p99_ms is not None:
+        figure(f"{name} generator", f"p99 {load.late_p99_ms:.1f} ms late writing a request (included above)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     counters.clear()
 
     def measure(phase: str) -> int:
-        """Capacity, then the offered rate; returns the requests answered 2xx."""
+        """The offered rate (a steady load, as readers arrive), then the capacity (a burst);
+        returns the requests answered 2xx."""
+        forget_rate_limits()
+        at_rate = loadgen.at_rate(web.url, rate=args.rate, seconds=args.seconds, run_id=f"{phase}r")
+        print_load(f"at {args.rate:,.0f}/s", at_rate)
+        forget_rate_limits()
         capacity = loadgen.run(
             web.url,
             seconds=args.seconds,
@@ -197,8 +216,6 @@ def main(argv: list[str] | None = None) -> int:
             force_python=args.python_loadgen,
         )
         print_load("capacity", capacity)
-        at_rate = loadgen.at_rate(web.url, rate=args.rate, seconds=args.seconds, run_id=f"{phase}r")
-        print_load(f"at {args.rate:,.0f}/s", at_rate)
         results[phase] = (capacity, at_rate)
         return sum(load.requests - load.errors for load in (capacity, at_rate))
 
@@ -227,8 +244,12 @@ def main(argv: list[str] | None = None) -> int:
             web.wait_ready()
             with Workers(args.send_workers, env=env, pool="threads", concurrency=2) as running:
                 running.wait_ready(counters)
+                # A server that has just started answers its first requests slowly (each thread
+                # connects to Redis, loads translations, compiles its URL patterns): warm it up.
+                warm = loadgen.at_rate(web.url, rate=args.rate / 2, seconds=2, run_id="warm")
                 heading(f"sign-ups, nothing being sent ({args.send_workers} workers storing them)")
-                accepted = measure("idle")
+                figure("warm-up", f"{warm.requests:,} sign-ups in 2 s before measuring, not counted")
+                accepted = warm.requests - warm.errors + measure("idle")
                 stored(accepted)
 
                 digest = data.edition()
