@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="length of each load")
     parser.add_argument("--rate", type=float, default=500, help="sign-ups per second offered (open loop)")
     parser.add_argument("--connections", type=int, default=16, help="connections of the capacity load")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--edition-recipients", type=int, default=300_000)
     parser.add_argument("--send-workers", type=int, default=2)
