@@ -64,6 +64,22 @@ def require_own_redis() -> None:
         )
 
 
+def service_env(provider) -> dict[str, str]:
+    """The environment of the processes a benchmark starts (workers, web): this benchmark's
+    database and Redis, and the local provider ``provider``."""
+    from django.conf import settings
+
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        LOCAL_PROVIDER_URL=provider.url,
+        MAILGUN_API_URL=provider.api_url,
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
 def database_url() -> str:
     """The Django database as a DATABASE_URL for the worker processes."""
     from django.db import connection

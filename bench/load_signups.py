@@ -14,7 +14,6 @@ Prints req/s, p50/p99, errors and a ``summary:`` line; exits 1 when any request 
 import argparse
 import http.client
 import json
-import os
 import statistics
 import sys
 import time
@@ -60,11 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-loadgen", action="store_true")
     args = parser.parse_args(argv)
     setup_django()
-    from django.conf import settings
     from django.utils import timezone
 
     from bench import data, loadgen
-    from bench.common import database_url
+    from bench.common import service_env
     from bench.send_edition import Counters
     from bench.signup import Gunicorn, production_env, remove_signups, settled_count
     from mailer.models import Delivery, Digest
@@ -78,13 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     data.clear_editions()
     app.control.purge()
     with local_provider() as provider:
-        env = production_env(os.environ)
-        env.update(
-            DATABASE_URL=database_url(),
-            REDIS_URL=settings.REDIS_URL,
-            LOCAL_PROVIDER_URL=provider.url,
-            MAILGUN_API_URL=provider.api_url,
-        )
+        env = production_env(service_env(provider))
         web = Gunicorn(env, workers=args.web_workers, threads=args.threads)
         try:
             web.wait_ready()

@@ -16,7 +16,6 @@ empties the subscriber and mailer tables it fills.
 """
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from bench.common import (
     local_provider,
     require_own_redis,
     require_scratch_database,
+    service_env,
     setup_django,
 )
 from bench.worker import PREFIX, READY
@@ -89,23 +89,6 @@ class Counters:
         return rows
 
 
-def worker_env(provider) -> dict[str, str]:
-    from django.conf import settings
-
-    from bench.common import database_url
-
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        LOCAL_PROVIDER_URL=provider.url,
-        MAILGUN_API_URL=provider.api_url,
-        DJANGO_SETTINGS_MODULE=os.environ["DJANGO_SETTINGS_MODULE"],
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
 def wait_for_edition(digest_id: int, timeout: float):
     from mailer.models import Digest
 
@@ -137,7 +120,7 @@ def send_once(*, workers: int, recipients: int, provider, args, segments: int) -
     counters = Counters()
     counters.clear()
     app.control.purge()
-    with Workers(workers, env=worker_env(provider), pool=args.pool, concurrency=args.concurrency) as running:
+    with Workers(workers, env=service_env(provider), pool=args.pool, concurrency=args.concurrency) as running:
         running.wait_ready(counters)
         digest = data.edition(articles=args.articles)
         start = timezone.now()

@@ -16,7 +16,6 @@ benchmark waits for every one and says how long that took. The sign-ups are remo
 
 import argparse
 import contextlib
-import os
 import secrets
 import socket
 import subprocess
@@ -149,13 +148,12 @@ def settle_database() -> None:
 def forget_rate_limits() -> None:
     """Each load's client addresses start with a clean slate: a run's addresses repeat those of
     the run before, whose per-address counts would otherwise still be in Redis for the hour."""
-    import redis
-    from django.conf import settings
+    from config.redis_state import client
+    from subscribers.ratelimit import KEY_PREFIX
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter("newsletter:ratelimit:signup:*", count=10_000))
+    keys = list(client().scan_iter(f"{KEY_PREFIX}:signup:*", count=10_000))
     if keys:
-        client.delete(*keys)
+        client().delete(*keys)
 
 
 def production_env(base: dict[str, str]) -> dict[str, str]:
@@ -197,10 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-loadgen", action="store_true", help="capacity with the Python generator")
     args = parser.parse_args(argv)
     setup_django()
-    from django.conf import settings
 
     from bench import data, loadgen
-    from bench.common import database_url
+    from bench.common import service_env
     from bench.send_edition import Counters
     from bench.worker import PREFIX
     from mailer.models import Delivery, Digest
@@ -249,15 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     with local_provider() as provider:
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=database_url(),
-            REDIS_URL=settings.REDIS_URL,
-            LOCAL_PROVIDER_URL=provider.url,
-            MAILGUN_API_URL=provider.api_url,
-            TRUSTED_PROXY_COUNT="1",
-            LOG_LEVEL="WARNING",
-        )
+        env = service_env(provider)
         web = Gunicorn(production_env(env), workers=args.web_workers, threads=args.threads)
         try:
             web.wait_ready()

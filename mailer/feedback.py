@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from config.redis_state import client
 from mailer.models import Batch, Delivery
-from mailer.ratelimit import client
 from subscribers.models import ConsentRecord, Subscriber
 
 log = logging.getLogger(__name__)

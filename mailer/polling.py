@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
 
 import redis
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from config import redis_state
 from mailer.articles import IngestResult, ingest_entries
 from mailer.feeds import FeedError, fetch_feed, parse_feed
 from mailer.models import Source
@@ -53,11 +53,6 @@ class PollResult:
         return str(self.outcome)
 
 
-@lru_cache(maxsize=4)
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-
-
 def lock_key(source_id: int) -> str:
     return f"newsletter:feeds:lock:{source_id}"
 
@@ -66,7 +61,7 @@ def lock_key(source_id: int) -> str:
 def source_lock(source_id: int) -> Iterator[bool]:
     """Hold the poll lock of a source; yields whether it was acquired (never waits). The lock
     expires on its own after the longest a poll can take, should the holder die."""
-    lock = _redis(settings.REDIS_URL).lock(
+    lock = redis_state.client().lock(
         lock_key(source_id), timeout=settings.FEED_TIMEOUT * 2 + settings.FEED_DEADLINE + 60, blocking=False
     )
     acquired = lock.acquire(blocking=False)

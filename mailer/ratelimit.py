@@ -11,8 +11,9 @@ agree without locks. A burst of up to ``rate`` messages (one second's worth) goe
 from dataclasses import dataclass
 from functools import lru_cache
 
-import redis
 from django.conf import settings
+
+from config import redis_state
 
 KEY = "newsletter:ratelimit:provider"
 
@@ -46,18 +47,8 @@ class Reservation:
 
 
 @lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-
-
-def client() -> redis.Redis:
-    """The Redis connection for the delivery engine's shared state (one pool per process)."""
-    return _client(settings.REDIS_URL)
-
-
-@lru_cache(maxsize=4)
 def _script(url: str):
-    return _client(url).register_script(_RESERVE)
+    return redis_state.client().register_script(_RESERVE)
 
 
 def reserve(messages: int, *, rate: float | None = None, max_wait: float = 30.0) -> Reservation:

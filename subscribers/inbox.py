@@ -13,11 +13,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 import redis
-from django.conf import settings
+
+from config.redis_state import client
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,6 @@ LOCK = "newsletter:signups:drain"  # one drain at a time
 WAKE_SECONDS = 30  # a wake flag whose drain never ran lets the next sign-up queue one after this
 LOCK_SECONDS = 120  # renewed after every batch; a dead drain's lock ends after this
 BATCH_SIZE = 200
-
-
-@lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-
-
-def client() -> redis.Redis:
-    return _client(settings.REDIS_URL)
 
 
 def append(message: dict[str, Any]) -> bool:
@@ -54,7 +45,7 @@ def waiting() -> int:
 
 
 def peek() -> list[dict[str, Any]]:
-    """Every waiting sign-up message, oldest first (for tests and the dashboard's counts)."""
+    """Every waiting sign-up message, oldest first."""
     return [json.loads(raw) for raw in client().lrange(INBOX, 0, -1)]
 
 

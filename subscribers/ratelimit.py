@@ -3,10 +3,12 @@
 import ipaddress
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
-import redis
 from django.conf import settings
+
+from config.redis_state import client
+
+KEY_PREFIX = "newsletter:ratelimit"  # then scope, client, window: one counter per window
 
 
 @dataclass
@@ -49,11 +51,6 @@ def _client_key(ip: str) -> str:
     return str(address)
 
 
-@lru_cache(maxsize=4)
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-
-
 def hit(scope: str, ip: str, *, limit: int, window: int) -> None:
     """Count one attempt of ``scope`` by ``ip`` in the current fixed window; raises
     ``RateLimited`` once more than ``limit`` attempts were made in it. Every attempt counts,
@@ -63,9 +60,9 @@ def hit(scope: str, ip: str, *, limit: int, window: int) -> None:
         return
     now = int(time.time())
     bucket = now // window
-    key = f"newsletter:ratelimit:{scope}:{_client_key(ip)}:{bucket}"
+    key = f"{KEY_PREFIX}:{scope}:{_client_key(ip)}:{bucket}"
     # One round trip: create the window's counter with its expiry if it is new, then count.
-    pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+    pipe = client().pipeline(transaction=False)
     pipe.set(key, 0, ex=window + 5, nx=True)
     pipe.incr(key)
     _, count = pipe.execute()

@@ -157,8 +157,8 @@ def subscribe(
     changes and the task sends nothing. A consent record of the request is written in every
     case. The task is queued in every case and decides, so the caller cannot tell the cases
     apart, and it sends at most one confirmation per address per
-    CONFIRMATION_RESEND_WINDOW. Readers' sign-ups reach this from the worker
-    (``process_signup``), never from the request. Raises ``InvalidAddress`` for an address we
+    CONFIRMATION_RESEND_WINDOW. Readers' sign-ups are stored by the worker
+    (``process_signups``), never by the request. Raises ``InvalidAddress`` for an address we
     cannot store. Calling it twice is harmless.
     """
     with transaction.atomic():
@@ -169,8 +169,13 @@ def subscribe(
     return subscriber
 
 
-def _signup_choices(signup: Signup) -> dict[str, Any]:
-    topics = Topic.objects.filter(pk__in=signup.topic_ids) if signup.topic_ids else []
+def _signup_choices(signup: Signup, offered: dict[int, Topic] | None = None) -> dict[str, Any]:
+    """``subscribe``'s arguments for a sign-up; its topics looked up in ``offered`` (topics by
+    id, loaded once for a batch) or else in the database. Topics deleted since are dropped."""
+    if offered is not None:
+        topics = [offered[pk] for pk in signup.topic_ids if pk in offered]
+    else:
+        topics = Topic.objects.filter(pk__in=signup.topic_ids) if signup.topic_ids else []
     return {
         "email": signup.email,
         "consent": signup.consent,
@@ -197,17 +202,20 @@ def process_signups(messages: list[dict[str, Any]]) -> int:
     whatever its address's status (the task decides for each, as ``send_confirmation`` does).
     Database trouble propagates and stores none of them (the inbox keeps the batch). Returns
     how many were stored."""
+    signups = []
+    for message in messages:
+        try:
+            signups.append(Signup.from_message(message))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.error("sign-up inbox: skipped a malformed message")
+    # The batch's topics in one query, not one per sign-up.
+    offered = Topic.objects.in_bulk({pk for signup in signups for pk in signup.topic_ids})
     stored = []
     with transaction.atomic():
-        for message in messages:
-            try:
-                signup = Signup.from_message(message)
-            except (KeyError, TypeError, ValueError, AttributeError):
-                log.error("sign-up inbox: skipped a malformed message")
-                continue
+        for signup in signups:
             try:
                 with transaction.atomic():
-                    subscriber = _store_signup(**_signup_choices(signup))
+                    subscriber = _store_signup(**_signup_choices(signup, offered))
             except (InvalidAddress, DataError, IntegrityError) as exc:
                 log.warning("queued sign-up refused: %s", exc)
                 continue

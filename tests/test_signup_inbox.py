@@ -2,10 +2,13 @@
 drain stores batches in one transaction each, and nothing is lost or stored twice."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from subscribers import inbox, services
 from subscribers.models import ConsentRecord, Subscriber
+from tests.factories import TopicFactory
 from worker import app
 
 pytestmark = pytest.mark.django_db
@@ -114,3 +117,15 @@ def test_the_request_appends_and_beat_drains_every_minute_as_a_safety_net(client
     assert [m["email"] for m in inbox.peek()] == ["reader@example.org"]
     schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
     assert schedule["subscribers.tasks.process_signups"] == 60.0
+
+
+def test_a_batch_looks_its_topics_up_once_and_drops_deleted_ones():
+    sport, culture = TopicFactory(slug="sport"), TopicFactory(slug="culture")
+    for n in range(4):
+        inbox.append(message(n, topic_ids=[sport.pk, culture.pk, 999_999]))  # 999999: deleted since
+    with CaptureQueriesContext(connection) as queries:
+        assert inbox.drain(services.process_signups) == 4
+    topic_reads = [q for q in queries.captured_queries if 'FROM "subscribers_topic"' in q["sql"]]
+    assert len(topic_reads) == 1
+    for subscriber in Subscriber.objects.all():
+        assert set(subscriber.topics.values_list("slug", flat=True)) == {"sport", "culture"}

@@ -5,8 +5,8 @@ import logging
 
 from django.conf import settings
 
+from config.redis_state import client
 from mailer.models import Digest
-from mailer.ratelimit import client
 from mailer.sending import queue
 
 log = logging.getLogger(__name__)
